@@ -1,0 +1,132 @@
+"""Bytes <-> messages: msgpack encoding of frames and the streaming ``Decoder``.
+
+Encoding is canonical (docs/protocol.md): msgpack with the str/bin distinction, integers
+in their smallest form, floats as float64, maps in the order ``to_wire`` builds them.
+
+Decoding turns every msgpack failure into a ``DecodeError`` naming the problem;
+msgpack raises a zoo (``FormatError``, ``StackError``, ``ExtraData``, plain ``ValueError``
+for truncation, ``UnicodeDecodeError``, ``TypeError`` ...), none of which may escape.
+Extension types are refused, except the standard timestamp, which decodes to a float.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgpack
+
+from protocol.errors import DecodeError, DecoderFailed, ProtocolError
+from protocol.framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
+from protocol.messages import Message, from_wire
+
+_packb = msgpack.packb  # a fresh Packer per call: worker libraries pack from several threads
+_unpackb = msgpack.unpackb
+
+# The shape msgpack errors come in; everything else escaping unpackb would be our bug.
+_MSGPACK_ERRORS: Final = (ValueError, TypeError, OverflowError, msgpack.UnpackException)
+
+
+class _ForbiddenExt(ValueError):
+    pass
+
+
+def _refuse_ext(code: int, data: bytes) -> Any:
+    raise _ForbiddenExt(f"msgpack extension type {code} is not allowed")
+
+
+def pack(obj: Any) -> bytes:
+    """msgpack-encode a value the way the protocol does (used for bodies and stores)."""
+    return _packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack(body: bytes | bytearray | memoryview) -> Any:
+    """Decode one complete msgpack value, raising only ``DecodeError``."""
+    try:
+        return _unpackb(body, raw=False, timestamp=1, ext_hook=_refuse_ext)
+    except _MSGPACK_ERRORS as exc:
+        raise DecodeError(_describe(exc)) from None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, _ForbiddenExt):
+        return f"invalid msgpack: {exc}"
+    if isinstance(exc, msgpack.ExtraData):
+        return "invalid msgpack: trailing bytes after the message"
+    if isinstance(exc, msgpack.StackError):
+        return "invalid msgpack: nesting too deep"
+    if isinstance(exc, msgpack.FormatError):
+        return "invalid msgpack: reserved or unknown type byte"
+    if isinstance(exc, UnicodeDecodeError):
+        return "invalid msgpack: a string is not valid UTF-8"
+    text = str(exc) or type(exc).__name__
+    if "incomplete" in text:
+        return "invalid msgpack: the body ends in the middle of a value"
+    return f"invalid msgpack: {text}"
+
+
+def encode_body(message: Message) -> bytes:
+    """The msgpack body of ``message``, without the length prefix."""
+    return pack(message.to_wire())
+
+
+def encode(message: Message) -> bytes:
+    """The exact frame bytes of ``message``: length prefix plus msgpack body."""
+    return encode_frame(pack(message.to_wire()))
+
+
+def decode_body(body: bytes | bytearray | memoryview) -> Message:
+    """Decode and validate one frame body."""
+    return from_wire(unpack(body))
+
+
+class Decoder:
+    """Sans-IO stream decoder: ``feed(bytes) -> list[Message]``.
+
+    Any split of the stream gives the same messages. After an error the decoder is
+    failed: every later call raises ``DecoderFailed`` and the connection must close.
+    For per-message error isolation use ``receive_data`` plus ``next_message``: messages
+    before a bad frame are returned before the error is raised.
+    """
+
+    __slots__ = ("_frames",)
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._frames = FrameDecoder(max_frame)
+
+    @property
+    def max_frame(self) -> int:
+        return self._frames.max_frame
+
+    @property
+    def buffered(self) -> int:
+        return self._frames.buffered
+
+    @property
+    def buffer_capacity(self) -> int:
+        return self._frames.buffer_capacity
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        self._frames.receive_data(data)
+
+    def next_message(self) -> Message | None:
+        """The next complete message, ``None`` if more bytes are needed."""
+        frames = self._frames
+        try:
+            body = frames.next_frame()
+            if body is None:
+                frames.compact()
+                return None
+            return from_wire(unpack(body))
+        except DecoderFailed:
+            raise
+        except ProtocolError:
+            frames.fail()
+            raise
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Message]:
+        """Append ``data`` and return every message it completes."""
+        self.receive_data(data)
+        out = []
+        while (message := self.next_message()) is not None:
+            out.append(message)
+        return out

@@ -1,0 +1,301 @@
+"""Message types: one frozen, slotted dataclass per ``type`` and one table from tag to class.
+
+A message on the wire is a msgpack map with a string ``type`` plus the fields below.
+``from_wire`` validates a decoded map into an instance (or raises ``InvalidMessage``
+naming the message type, the field and the bad value); ``to_wire`` produces the
+canonical map: ``type`` first, then the fields in declaration order, optional fields
+omitted when ``None``. Unknown extra keys are ignored, so a newer peer may add optional
+fields without breaking an older one; an unknown ``type`` is an error.
+
+Every message may carry ``ts`` (milliseconds since the epoch, the sender's clock). It is
+informational only: receivers never use it for liveness or stored times.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Final, TypeAlias
+
+from protocol.errors import InvalidMessage, UnknownMessageType
+
+PROTOCOL_VERSION: Final = 1
+LOG_LEVELS: Final = frozenset({"debug", "info", "warn", "error"})
+OUTCOMES: Final = frozenset({"completed", "failed"})
+
+Checker: TypeAlias = Callable[[str, str, Any], Any]
+
+
+def _type_name(value: object) -> str:
+    return "nil" if value is None else type(value).__name__
+
+
+def _bad(tag: str, name: str, expected: str, value: object) -> InvalidMessage:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return InvalidMessage(f"{tag}.{name} must be {expected}, got {_type_name(value)} {shown}")
+
+
+def _any(tag: str, name: str, value: Any) -> Any:
+    return value
+
+
+def _str(tag: str, name: str, value: Any) -> str:
+    if type(value) is not str:
+        raise _bad(tag, name, "a string", value)
+    return value
+
+
+def _nonempty_str(tag: str, name: str, value: Any) -> str:
+    if type(value) is not str or not value:
+        raise _bad(tag, name, "a non-empty string", value)
+    return value
+
+
+def _int_at_least(minimum: int) -> Checker:
+    def check(tag: str, name: str, value: Any) -> int:
+        if type(value) is not int or value < minimum:
+            raise _bad(tag, name, f"an integer >= {minimum}", value)
+        return value
+
+    return check
+
+
+def _number(tag: str, name: str, value: Any) -> float | int:
+    if type(value) not in (int, float) or (type(value) is float and not math.isfinite(value)):
+        raise _bad(tag, name, "a finite number", value)
+    return value  # type: ignore[no-any-return]
+
+
+def _positive_number(tag: str, name: str, value: Any) -> float | int:
+    if _number(tag, name, value) <= 0:
+        raise _bad(tag, name, "a number > 0", value)
+    return value  # type: ignore[no-any-return]
+
+
+def _percent(tag: str, name: str, value: Any) -> float | int:
+    if type(value) not in (int, float) or not 0 <= value <= 100:  # NaN fails the range
+        raise _bad(tag, name, "a number from 0 to 100", value)
+    return value  # type: ignore[no-any-return]
+
+
+def _one_of(allowed: frozenset[str]) -> Checker:
+    expected = "one of " + ", ".join(sorted(allowed))
+
+    def check(tag: str, name: str, value: Any) -> str:
+        if type(value) is not str or value not in allowed:
+            raise _bad(tag, name, expected, value)
+        return value
+
+    return check
+
+
+# Field name -> checker. Names are shared across message types so that one table holds
+# the meaning of a name; a field is required when its dataclass field has no default.
+_CHECKS: Final[Mapping[str, Checker]] = {
+    "v": _int_at_least(0),
+    "job_id": _nonempty_str,
+    "token": _str,
+    "pid": _int_at_least(1),
+    "name": _str,
+    "data": _any,
+    "attempt": _int_at_least(1),
+    "heartbeat_interval": _positive_number,
+    "code": _str,
+    "message": _str,
+    "percent": _percent,
+    "level": _one_of(LOG_LEVELS),
+    "result": _any,
+    "error": _str,
+    "stack": _str,
+    "of": _one_of(OUTCOMES),
+    "reason": _str,
+    "ts": _number,
+}
+
+
+class Message:
+    """Base of every message class; ``TYPE`` is the wire tag."""
+
+    __slots__ = ()
+    TYPE: ClassVar[str]
+    # (name, checker, required) per field, in wire order; filled in by ``_register``.
+    _SPEC: ClassVar[tuple[tuple[str, Checker, bool], ...]]
+
+    def to_wire(self) -> dict[str, Any]:
+        """The canonical map for this message (what ``encode`` packs)."""
+        wire: dict[str, Any] = {"type": self.TYPE}
+        for name, _check, required in self._SPEC:
+            value = getattr(self, name)
+            if required or value is not None:
+                wire[name] = value
+        return wire
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {}
+_ABSENT: Final = object()
+
+
+def _register(cls: type[Message]) -> type[Message]:
+    spec = []
+    for f in fields(cls):  # type: ignore[arg-type]
+        required = f.default is f.default_factory  # both MISSING: no default given
+        spec.append((f.name, _CHECKS[f.name], required))
+    cls._SPEC = tuple(spec)
+    MESSAGE_TYPES[cls.TYPE] = cls
+    return cls
+
+
+def from_wire(obj: Any) -> Message:
+    """Validate one decoded frame body into its message class."""
+    if type(obj) is not dict:
+        raise InvalidMessage(f"a message must be a map, got {_type_name(obj)}")
+    tag = obj.get("type")
+    if tag is None:
+        raise InvalidMessage("a message must have a 'type' field")
+    if type(tag) is not str:
+        raise InvalidMessage(f"'type' must be a string, got {_type_name(tag)} {tag!r}")
+    cls = MESSAGE_TYPES.get(tag)
+    if cls is None:
+        shown = tag if len(tag) <= 40 else tag[:37] + "..."
+        raise UnknownMessageType(f"unknown message type {shown!r}")
+    kwargs = {}
+    for name, check, required in cls._SPEC:
+        value = obj.get(name, _ABSENT)
+        if value is _ABSENT:
+            if required:
+                raise InvalidMessage(f"{tag} is missing required field {name!r}")
+            continue
+        if value is None and not required and check is not _any:
+            continue  # nil in an optional field means "absent"
+        kwargs[name] = check(tag, name, value)
+    return cls(**kwargs)
+
+
+# --- worker -> supervisor ----------------------------------------------------------------
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Hello(Message):
+    """First frame of every connection (and of every reconnection)."""
+
+    TYPE: ClassVar[str] = "hello"
+    v: int
+    job_id: str
+    token: str
+    pid: int
+    ts: float | None = None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Started(Message):
+    """The worker began (or, after a reconnect, resumed) its job."""
+
+    TYPE: ClassVar[str] = "started"
+    ts: float | None = None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Progress(Message):
+    TYPE: ClassVar[str] = "progress"
+    percent: float
+    message: str | None = None
+    data: Any = None
+    ts: float | None = None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Heartbeat(Message):
+    TYPE: ClassVar[str] = "heartbeat"
+    ts: float | None = None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Log(Message):
+    TYPE: ClassVar[str] = "log"
+    level: str
+    message: str
+    data: Any = None
+    ts: float | None = None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Completed(Message):
+    """The job's outcome: success. Kept and resent by the worker until acked."""
+
+    TYPE: ClassVar[str] = "completed"
+    result: Any = None
+    ts: float | None = None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Failed(Message):
+    """The job's outcome: failure. Kept and resent by the worker until acked."""
+
+    TYPE: ClassVar[str] = "failed"
+    error: str
+    stack: str | None = None
+    ts: float | None = None
+
+
+# --- supervisor -> worker ----------------------------------------------------------------
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Welcome(Message):
+    """Accepts a hello; carries the job's payload."""
+
+    TYPE: ClassVar[str] = "welcome"
+    job_id: str
+    name: str
+    data: Any  # the job's payload; may be nil, but the key is always sent
+    attempt: int
+    heartbeat_interval: float
+    ts: float | None = None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Error(Message):
+    """Refusal or protocol error; the sender closes the connection after it."""
+
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+    ts: float | None = None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Ack(Message):
+    """The outcome ``of`` is durable in the store; the worker may stop resending it."""
+
+    TYPE: ClassVar[str] = "ack"
+    of: str
+    ts: float | None = None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Cancel(Message):
+    """Asks the worker to stop; SIGTERM and then SIGKILL follow after a grace period."""
+
+    TYPE: ClassVar[str] = "cancel"
+    reason: str | None = None
+    ts: float | None = None
+
+
+WORKER_MESSAGES: Final = frozenset(
+    {"hello", "started", "progress", "heartbeat", "log", "completed", "failed"}
+)
+SUPERVISOR_MESSAGES: Final = frozenset({"welcome", "error", "ack", "cancel"})

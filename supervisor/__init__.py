@@ -1,0 +1,1 @@
+"""jobvisor's supervisor: the sidecar that runs jobs as external worker processes."""

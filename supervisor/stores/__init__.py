@@ -1,0 +1,1 @@
+"""Stores: where the supervisor persists jobs (SPEC §5)."""
