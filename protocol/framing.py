@@ -64,6 +64,8 @@ class FrameDecoder:
 
     def next_frame(self) -> bytes | None:
         """Return the next complete frame body, or ``None`` when more bytes are needed."""
+        if self._failed:
+            raise DecoderFailed("decoder already failed; the connection must be closed")
         buf = self._buf
         pos = self._pos
         available = len(buf) - pos

@@ -31,11 +31,18 @@ def _type_name(value: object) -> str:
     return "nil" if value is None else type(value).__name__
 
 
-def _bad(tag: str, name: str, expected: str, value: object) -> InvalidMessage:
+def _show(value: object) -> str:
+    # Containers are summarised, never repr'd: a peer controls their nesting (up to
+    # msgpack's depth limit, past Python's recursion limit) and their size.
+    if isinstance(value, list | dict):
+        return f"of length {len(value)}"
     shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return InvalidMessage(f"{tag}.{name} must be {expected}, got {_type_name(value)} {shown}")
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _bad(tag: str, name: str, expected: str, value: object) -> InvalidMessage:
+    got = f"{_type_name(value)} {_show(value)}"
+    return InvalidMessage(f"{tag}.{name} must be {expected}, got {got}")
 
 
 def _any(tag: str, name: str, value: Any) -> Any:
@@ -156,7 +163,7 @@ def from_wire(obj: Any) -> Message:
     if tag is None:
         raise InvalidMessage("a message must have a 'type' field")
     if type(tag) is not str:
-        raise InvalidMessage(f"'type' must be a string, got {_type_name(tag)} {tag!r}")
+        raise InvalidMessage(f"'type' must be a string, got {_type_name(tag)} {_show(tag)}")
     cls = MESSAGE_TYPES.get(tag)
     if cls is None:
         shown = tag if len(tag) <= 40 else tag[:37] + "..."
