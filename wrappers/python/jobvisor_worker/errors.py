@@ -1,0 +1,23 @@
+"""The worker library's errors: one small hierarchy under ``WorkerError``."""
+
+from __future__ import annotations
+
+
+class WorkerError(Exception):
+    """Base of every error the worker library raises on purpose."""
+
+
+class ConfigurationError(WorkerError, ValueError):
+    """The worker cannot know how to reach its supervisor (missing or bad env/options)."""
+
+
+class OutcomeAlreadyReported(WorkerError, RuntimeError):
+    """``complete``/``fail`` was called after the job's outcome was already reported."""
+
+
+class SessionStateError(WorkerError, RuntimeError):
+    """A driver used a ``Session`` in a state where that call makes no sense (a bug)."""
+
+
+class JobClosed(WorkerError, RuntimeError):
+    """``complete``/``fail`` was called on a job whose connection was closed."""
