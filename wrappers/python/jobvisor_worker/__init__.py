@@ -1,1 +1,84 @@
-"""The Python worker library: ``from jobvisor_worker import Job, run_job`` (SPEC §8)."""
+"""The Python worker library for jobvisor (SPEC §8): ``from jobvisor_worker import Job, run_job``.
+
+A worker is a program the supervisor starts with ``JOBVISOR_SOCKET``, ``JOBVISOR_JOB_ID``,
+``JOBVISOR_TOKEN`` and ``JOBVISOR_HEARTBEAT_INTERVAL`` in its environment::
+
+    from jobvisor_worker import Job, run_job
+
+    def main(job: Job):
+        job.progress(50, "halfway", rows=10)
+        job.info("working", item=job.data["item"])
+        return {"ok": True}
+
+    run_job(main)
+
+Theory of operation. ``Session`` (``_session.py``) is the protocol, sans-IO: the job's
+identity, the bounded outbox (latest progress, logs, the outcome until acked), the
+handshake, bytes in and bytes out. ``Transport`` (``_transport.py``) is one I/O thread per
+job that owns the socket, sends heartbeats and reconnects by the policy in ``_retry.py``.
+``Job`` (``job.py``) is what the job's code calls; it only queues and wakes the I/O thread.
+docs/worker-python.md has the whole story; the numbers are:
+
+* reconnection: every ~20 ms (+-50% jitter) for the first ``fast_reconnect_window`` (5 s)
+  of an outage, then backing off from 50 ms, doubling, up to ``reconnect_interval`` (2 s);
+  give up after ``reconnect_interval * max_reconnect_attempts`` (60 s) without a welcome.
+* buffered while disconnected: the latest progress, up to ``max_buffered_logs`` (1000)
+  logs (oldest dropped first, the count reported as a warn log), the outcome until acked.
+
+Exit codes (the library writes one line to stderr, the job's log file, before each):
+
+* 0 -- ``run_job``: the job function returned and the supervisor acked ``completed``.
+* 1 -- ``run_job``: the job function raised and the supervisor acked ``failed``.
+* 75 -- no supervisor accepted the job for the whole give-up window (SPEC §6).
+* 77 -- the supervisor refused the job: ``bad_token``, ``unknown_job``, ``wrong_job``,
+  ``job_not_running`` or ``unsupported_version``.
+
+For 75 and 77 a worker that leads its process group (as the supervisor starts it) first
+SIGKILLs every other process of its group, so that no part of the job runs beside a retry.
+"""
+
+from jobvisor_worker._events import (
+    Acked,
+    CancelRequested,
+    Event,
+    ProtocolViolation,
+    Refused,
+    Welcomed,
+)
+from jobvisor_worker._options import ConnectOptions
+from jobvisor_worker._run import EXIT_COMPLETED, EXIT_FAILED, run_job
+from jobvisor_worker._session import FATAL_CODES, Session, SessionState
+from jobvisor_worker._terminate import EXIT_REFUSED, EXIT_UNREACHABLE
+from jobvisor_worker.errors import (
+    ConfigurationError,
+    JobClosed,
+    OutcomeAlreadyReported,
+    SessionStateError,
+    WorkerError,
+)
+from jobvisor_worker.job import Job, connect
+
+__all__ = [
+    "EXIT_COMPLETED",
+    "EXIT_FAILED",
+    "EXIT_REFUSED",
+    "EXIT_UNREACHABLE",
+    "FATAL_CODES",
+    "Acked",
+    "CancelRequested",
+    "ConfigurationError",
+    "ConnectOptions",
+    "Event",
+    "Job",
+    "JobClosed",
+    "OutcomeAlreadyReported",
+    "ProtocolViolation",
+    "Refused",
+    "Session",
+    "SessionState",
+    "SessionStateError",
+    "Welcomed",
+    "WorkerError",
+    "connect",
+    "run_job",
+]

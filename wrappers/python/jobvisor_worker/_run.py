@@ -1,0 +1,68 @@
+"""``run_job``: the usual way to write a worker, ``run_job(main)``.
+
+The job function's return value completes the job, an exception fails it with its
+traceback; either way the process waits for the supervisor's ack (so the outcome is
+durable) and then exits: 0 after ``completed``, 1 after ``failed``.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, NoReturn, Unpack
+
+from jobvisor_worker._options import ConnectOptions
+from jobvisor_worker._stderr import say
+from jobvisor_worker.job import Job, connect
+
+EXIT_COMPLETED = 0
+EXIT_FAILED = 1
+
+
+def run_job(fn: Callable[[Job], Any], **options: Unpack[ConnectOptions]) -> NoReturn:
+    """Connect, call ``fn(job)``, report its outcome, wait for the ack and exit."""
+    job = connect(**options)
+    try:
+        code = _call(job, fn)
+    finally:
+        job.close()
+    _flush_stdio()
+    sys.exit(code)
+
+
+def _call(job: Job, fn: Callable[[Job], Any]) -> int:
+    try:
+        result = fn(job)
+    except Exception as exc:
+        stack = traceback.format_exc()
+        say(f"the job raised {type(exc).__name__}; reporting it as failed\n{stack}")
+        if job.outcome is None:
+            job.fail(str(exc) or repr(exc), stack=stack)
+        return _exit_code(job)
+    if job.outcome is None:  # fn may have called job.complete()/fail() itself
+        try:
+            job.complete(result)
+        except (TypeError, ValueError) as exc:  # unencodable or too large: say so instead
+            message = f"the job's return value cannot be reported: {exc}"
+            say(message)
+            job.fail(message)
+    return _exit_code(job)
+
+
+def _exit_code(job: Job) -> int:
+    return EXIT_COMPLETED if job.outcome == "completed" else EXIT_FAILED
+
+
+def _flush_stdio() -> None:
+    # A flush that fails now (full disk, closed log) would fail again at interpreter exit
+    # and turn our exit status into 120. The outcome is already durable; let the lost
+    # output go rather than lie about the job in the exit status.
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            setattr(sys, name, None)

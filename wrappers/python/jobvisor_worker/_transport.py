@@ -1,0 +1,321 @@
+"""The I/O thread: the one place where the worker touches its socket.
+
+Theory of operation. The job's code runs on its own thread(s) and only queues into the
+``Session`` (under ``cond``, a ``threading.Condition``) and then calls ``wake``, which
+writes one byte into a socketpair. This thread sleeps in ``selectors`` on that socketpair
+and the supervisor socket, with a timeout that is the nearest deadline of: the next
+connection attempt (while disconnected), the end of the handshake, the next heartbeat.
+Each pass of the loop has three phases, in this order:
+
+1. connect when disconnected and the retry policy says it is time (``_retry.py``);
+2. write: when the previous write went out completely, take ``data_to_send`` from the
+   session and write it optimistically; ``EVENT_WRITE`` is watched only while some bytes
+   are left over (a slow supervisor). The session keeps coalescing progress meanwhile;
+3. wait, then read: bytes go to the session, events come back and are handled here
+   (fatal refusal -> stop the job, welcome/ack/cancel -> the ``Job`` via ``on_event``).
+
+Reading before the next write means a connection the supervisor closed is noticed before
+more queued messages are handed to it. Messages handed to a connection that then breaks
+are not sent again, except the latest progress and the unacked outcome (SPEC §6).
+
+Connection loss never stops the job: the session keeps queueing, the policy schedules
+attempts (every ~20 ms first, then backing off), and when the give-up window passes
+without a welcome the job is stopped with exit code 75 (``_terminate.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Final
+
+from jobvisor_worker._events import Event, ProtocolViolation, Refused, Welcomed
+from jobvisor_worker._options import Options
+from jobvisor_worker._retry import RetryPolicy
+from jobvisor_worker._session import Session
+from jobvisor_worker._stderr import say
+from jobvisor_worker._terminate import EXIT_REFUSED, EXIT_UNREACHABLE, terminate
+
+CONNECT_TIMEOUT: Final = 1.0
+# A supervisor that accepts but never answers hello is as good as absent.
+HANDSHAKE_TIMEOUT: Final = 10.0
+# How long close() keeps trying to hand queued messages to a connected supervisor.
+CLOSE_LINGER: Final = 1.0
+RECV_SIZE: Final = 65536
+_SEND_FLAGS: Final = getattr(socket, "MSG_NOSIGNAL", 0)  # EPIPE, not SIGPIPE
+
+
+class Transport:
+    """Owns the socket and the I/O thread of one ``Job``."""
+
+    def __init__(
+        self,
+        session: Session,
+        options: Options,
+        cond: threading.Condition,
+        on_event: Callable[[Event], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        stop: Callable[[int, str], object] = terminate,
+    ) -> None:
+        self._session = session
+        self._address = options.address
+        self._cond = cond
+        self._on_event = on_event  # called with ``cond`` held
+        self._clock = clock
+        self._stop = stop
+        self._policy = RetryPolicy(
+            cap=options.reconnect_interval,
+            give_up_after=options.give_up_after,
+            fast_window=options.fast_reconnect_window,
+        )
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._wake_pending = False
+        self._sock: socket.socket | None = None
+        self._outbuf = bytearray()
+        self._welcomed_here = False  # the current connection got a welcome
+        self._handshake_deadline = 0.0
+        self._next_attempt = 0.0
+        self._told_backing_off = False
+        self._closing = False
+        self.stopped = False  # the thread has ended (set under ``cond``)
+        self._thread = threading.Thread(target=self._run, name="jobvisor-io", daemon=True)
+
+    # --- called from other threads ----------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Make the I/O thread look at the session now (something was queued)."""
+        # The flag spares a syscall per message in a burst; it is cleared before the
+        # session is read, so a message queued after the clearing always gets its byte.
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        with contextlib.suppress(OSError):  # full (a wakeup is pending) or closed
+            self._wake_w.send(b"\0")
+
+    def close(self, timeout: float = CLOSE_LINGER + 1.0) -> None:
+        """Flush briefly, close the connection and stop the thread."""
+        self._closing = True
+        self._wake_pending = False
+        self.wake()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # --- the I/O thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        now = self._clock()
+        self._policy.start(now)
+        self._next_attempt = now
+        try:
+            while not self._closing:
+                try:
+                    self._step()
+                except Exception as exc:  # a bug here must not silence the job for good
+                    say(f"internal error in the I/O thread: {exc!r}\n{traceback.format_exc()}")
+                    self._drop(self._clock(), f"internal error {exc!r}")
+            self._linger()
+        finally:
+            self._shutdown()
+
+    def _step(self) -> None:
+        now = self._clock()
+        if self._sock is None and now >= self._next_attempt:
+            self._try_connect(now)
+        if self._sock is not None:
+            self._write(now)
+        timeout = self._timeout(self._clock())
+        readable = False
+        for key, _mask in self._selector.select(timeout):
+            if key.fileobj is self._wake_r:
+                self._drain_wakeups()
+            else:
+                readable = True  # EVENT_WRITE needs no action: phase 2 writes next pass
+        now = self._clock()
+        if readable and self._sock is not None:
+            self._read(now)
+        if self._sock is not None and not self._welcomed_here and now >= self._handshake_deadline:
+            self._drop(now, f"no answer to hello within {HANDSHAKE_TIMEOUT:g} s")
+
+    def _timeout(self, now: float) -> float | None:
+        if self._closing:
+            return 0.0
+        if self._sock is None:
+            deadline: float | None = self._next_attempt
+        elif not self._welcomed_here:
+            deadline = self._handshake_deadline
+        elif self._outbuf:
+            return None  # EVENT_WRITE wakes us
+        else:
+            with self._cond:
+                if self._session.wants_to_send:
+                    return 0.0
+                deadline = self._session.next_deadline()
+        if deadline is None:
+            return None
+        return max(0.0, deadline - now)
+
+    def _drain_wakeups(self) -> None:
+        self._wake_pending = False
+        with contextlib.suppress(OSError):
+            while self._wake_r.recv(4096):
+                pass
+
+    def _try_connect(self, now: float) -> None:
+        try:
+            sock = self._address.connect(CONNECT_TIMEOUT)
+        except OSError as exc:
+            self._attempt_failed(now, exc)
+            return
+        with self._cond:
+            hello = self._session.connection_made()
+        self._sock = sock
+        self._outbuf = bytearray(hello)
+        self._welcomed_here = False
+        self._handshake_deadline = now + HANDSHAKE_TIMEOUT
+        self._selector.register(sock, selectors.EVENT_READ)
+
+    def _attempt_failed(self, now: float, reason: object) -> None:
+        delay = self._policy.next_delay(now)
+        if delay is None:
+            self._give_up(reason)
+            return
+        if not self._told_backing_off and now - self._policy.outage_start >= (
+            self._policy.fast_window
+        ):
+            self._told_backing_off = True
+            left = self._policy.deadline() - now
+            say(
+                f"supervisor at {self._address} still unreachable ({reason}); retrying "
+                f"every {self._policy.cap:g} s at most, giving up in {left:.1f} s"
+            )
+        self._next_attempt = now + delay
+
+    def _give_up(self, reason: object) -> None:
+        self._closing = True
+        self._stop(
+            EXIT_UNREACHABLE,
+            f"no supervisor accepted this job at {self._address} for "
+            f"{self._policy.give_up_after:g} s (last error: {reason})",
+        )
+
+    def _write(self, now: float) -> None:
+        sock = self._sock
+        assert sock is not None
+        if not self._outbuf:
+            with self._cond:
+                data = self._session.data_to_send(now)
+            if not data:
+                return
+            self._outbuf += data
+        try:
+            sent = sock.send(self._outbuf, _SEND_FLAGS)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._drop(now, exc)
+            return
+        del self._outbuf[:sent]
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self._outbuf else 0)
+        self._selector.modify(sock, events)
+
+    def _read(self, now: float) -> None:
+        sock = self._sock
+        assert sock is not None
+        try:
+            data = sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._drop(now, exc)
+            return
+        if not data:
+            self._drop(now, "closed by the supervisor")
+            return
+        with self._cond:
+            events = self._session.receive_data(data)
+            for event in events:
+                self._on_event(event)
+        for event in events:
+            self._handle(now, event)
+
+    def _handle(self, now: float, event: Event) -> None:
+        if isinstance(event, Welcomed):
+            self._welcomed_here = True
+            if not event.first:
+                took = now - self._policy.outage_start
+                say(f"reconnected to the supervisor at {self._address} after {took:.3f} s")
+            self._told_backing_off = False
+        elif isinstance(event, Refused):
+            if event.fatal:
+                self._closing = True
+                self._stop(
+                    EXIT_REFUSED,
+                    f"the supervisor refused this job: {event.code}: {event.message}",
+                )
+                return
+            self._drop(now, f"the supervisor answered {event.code}: {event.message}")
+        elif isinstance(event, ProtocolViolation):
+            self._drop(now, f"protocol violation: {event.reason}")
+
+    def _drop(self, now: float, reason: object) -> None:
+        """Close the current connection; a welcomed one starts a new outage."""
+        sock = self._sock
+        if sock is None:
+            return
+        self._sock = None
+        self._outbuf = bytearray()
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(sock)
+        sock.close()
+        with self._cond:
+            self._session.connection_lost()
+        if self._closing:
+            return
+        if self._welcomed_here:
+            self._welcomed_here = False
+            say(f"connection to the supervisor lost ({reason}); reconnecting to {self._address}")
+            self._policy.start(now)
+            self._next_attempt = now  # first retry at once: most losses are brief
+        else:
+            self._attempt_failed(now, reason)
+
+    def _linger(self) -> None:
+        """On close: hand what is queued to a welcomed connection, for a short while."""
+        deadline = self._clock() + CLOSE_LINGER
+        while self._sock is not None and self._welcomed_here:
+            now = self._clock()
+            if now >= deadline:
+                break
+            with self._cond:
+                pending = self._session.wants_to_send
+            if not self._outbuf and not pending:
+                break
+            self._write(now)
+            if self._outbuf:
+                self._selector.select(deadline - now)
+
+    def _shutdown(self) -> None:
+        self._closing = True
+        sock, self._sock = self._sock, None
+        with self._cond:
+            if sock is not None:
+                sock.close()
+                self._session.connection_lost()
+            self.stopped = True
+            self._cond.notify_all()  # nobody may wait for a welcome or an ack any more
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
