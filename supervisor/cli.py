@@ -1,27 +1,73 @@
-"""The ``jobvisor`` command line (SPEC §10)."""
+"""The ``jobvisor`` command line (SPEC §10).
+
+Every command but ``serve`` talks to a running supervisor over HTTP: ``--url``, else
+``JOBVISOR_URL``, else the ``http`` address of the config file, else the default.
+
+Exit codes: 0 success (for ``submit --wait``/``--follow``: the job completed),
+1 the job failed, 2 bad usage or input, 3 the job was cancelled, 4 the supervisor
+could not be reached or refused the request, 5 bad configuration.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import shutil
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
+
+from supervisor.client import TERMINAL, Client, ClientError
+from supervisor.errors import ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_UNREACHABLE, EXIT_CONFIG = 0, 1, 2, 3, 4, 5
+OUTCOME_EXIT = {"completed": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jobvisor",
         description="Run jobs as external worker processes that survive supervisor restarts.",
+        epilog="Exit codes: 0 ok/completed, 1 job failed, 2 usage, 3 job cancelled, "
+        "4 supervisor unreachable or request refused, 5 bad configuration.",
     )
+    parser.add_argument("--config", metavar="FILE", help="config file (default: ./jobvisor.toml)")
+    parser.add_argument("--url", help="supervisor URL (default: from JOBVISOR_URL or the config)")
+    parser.add_argument("--token", help="bearer token (default: JOBVISOR_AUTH_TOKEN or config)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, text in [
-        ("serve", "run the supervisor"),
-        ("submit", "submit a job"),
-        ("jobs", "list jobs"),
-        ("show", "show one job"),
-        ("cancel", "cancel a job"),
-        ("logs", "show a job's log"),
-    ]:
-        sub.add_parser(name, help=text)
+
+    serve = sub.add_parser("serve", help="run the supervisor in the foreground")
+    serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    submit = sub.add_parser("submit", help="submit a job")
+    submit.add_argument("name", help="job kind, a [jobs.NAME] of the config")
+    submit.add_argument("--data", default="null", help="payload as JSON (default: null)")
+    submit.add_argument("--max-attempts", type=int, help="override the kind's max_attempts")
+    submit.add_argument("--run-at", help="start at this time (ISO 8601 or epoch seconds)")
+    submit.add_argument("--wait", action="store_true", help="wait for the outcome")
+    submit.add_argument(
+        "--follow", action="store_true", help="show progress and logs until the outcome"
+    )
+
+    jobs = sub.add_parser("jobs", help="list jobs, newest first")
+    jobs.add_argument("--status", help="pending|scheduled|running|completed|failed|cancelled")
+    jobs.add_argument("--name", help="only jobs of this kind")
+    jobs.add_argument("--limit", type=int, default=50)
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+
+    show = sub.add_parser("show", help="show one job as JSON")
+    show.add_argument("id")
+
+    cancel = sub.add_parser("cancel", help="cancel a pending or running job")
+    cancel.add_argument("id")
+    cancel.add_argument("--reason", help="recorded as the job's error message")
+
+    logs = sub.add_parser("logs", help="print a job's log")
+    logs.add_argument("id")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until it ends")
     return parser
 
 
@@ -30,10 +76,165 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
-    print(f"jobvisor {args.command}: not implemented yet", file=sys.stderr)
-    return 2
+        return EXIT_USAGE
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        client = _client(args)
+        return int(COMMANDS[args.command](client, args))
+    except ConfigError as exc:
+        print(f"jobvisor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ClientError as exc:
+        print(f"jobvisor: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE if exc.status == 0 or exc.status >= 500 else EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _settings(args: argparse.Namespace) -> Any:
+    from supervisor.config import load_config  # noqa: PLC0415 - keep client commands light
+
+    return load_config(args.config)
+
+
+def _client(args: argparse.Namespace) -> Client:
+    url = args.url or os.environ.get("JOBVISOR_URL")
+    token = args.token or os.environ.get("JOBVISOR_AUTH_TOKEN", "")
+    if not url or not token:
+        settings = _settings(args)
+        if not url:
+            if settings.http_host is None:
+                raise ConfigError(f"{settings.source}: http: the HTTP API is disabled")
+            host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host  # noqa: S104
+            url = f"http://{host}:{settings.http_port}"
+        token = token or settings.auth_token
+    return Client(url, token)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from supervisor.serve import run  # noqa: PLC0415
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return run(_settings(args))
+
+
+def _parse_data(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"jobvisor: --data is not valid JSON: {exc}") from None
+
+
+def cmd_submit(client: Client, args: argparse.Namespace) -> int:
+    data = _parse_data(args.data)
+    run_at: float | str | None = args.run_at
+    if run_at is not None:
+        try:
+            run_at = float(run_at)
+        except ValueError:
+            pass
+    job_id = client.submit(args.name, data, max_attempts=args.max_attempts, run_at=run_at)
+    if not (args.wait or args.follow):
+        print(job_id)
+        return EXIT_OK
+    print(job_id, file=sys.stderr)
+    job = _follow(client, job_id) if args.follow else client.wait(job_id)
+    print(json.dumps(job["result"] if job["status"] == "completed" else job["error"], indent=2))
+    return OUTCOME_EXIT.get(job["status"], EXIT_FAILED)
+
+
+def _bar(percent: float | None, message: str | None, width: int = 30) -> str:
+    pct = 0.0 if percent is None else max(0.0, min(100.0, float(percent)))
+    filled = round(width * pct / 100)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {pct:5.1f}% {message or ''}"
+
+
+def _follow(client: Client, job_id: str) -> dict[str, Any]:
+    """Show logs and a progress line until the job ends; return its final JSON."""
+    offset = 0
+    tty = sys.stderr.isatty()
+    last_line = ""
+    while True:
+        data, offset, status = client.logs(job_id, offset)
+        job = client.get(job_id)
+        if data:
+            if tty and last_line:
+                sys.stderr.write("\r\033[K")
+            sys.stderr.write(data.decode("utf-8", "replace"))
+            last_line = ""
+        progress = job["progress"]
+        line = f"{job['status']:>9} {_bar(progress['percent'], progress['message'])}"
+        if line != last_line:
+            if tty:
+                width = shutil.get_terminal_size().columns - 1
+                sys.stderr.write("\r\033[K" + line[:width])
+            else:
+                sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+            last_line = line
+        if status in TERMINAL and not data:
+            time.sleep(0.2)  # the worker may still be writing its last lines
+            data, offset, _status = client.logs(job_id, offset)
+            if tty:
+                sys.stderr.write("\n")
+            sys.stderr.write(data.decode("utf-8", "replace"))
+            return job
+        if not data:
+            time.sleep(0.25)
+
+
+def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
+    jobs = client.list(name=args.name, status=args.status, limit=args.limit)
+    if args.json:
+        print(json.dumps(jobs, indent=2))
+        return EXIT_OK
+    print(f"{'ID':<20}  {'NAME':<16}  {'STATUS':<9}  {'TRY':>5}  {'PROGRESS':>8}  CREATED")
+    for job in jobs:
+        pct = job["progress"]["percent"]
+        shown = "" if pct is None else f"{pct:.0f}%"
+        tries = f"{job['attempts']}/{job['max_attempts']}"
+        print(
+            f"{job['id']:<20}  {job['name'][:16]:<16}  {job['status']:<9}  {tries:>5}  "
+            f"{shown:>8}  {job['created_at']}"
+        )
+    return EXIT_OK
+
+
+def cmd_show(client: Client, args: argparse.Namespace) -> int:
+    print(json.dumps(client.get(args.id), indent=2))
+    return EXIT_OK
+
+
+def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
+    job = client.cancel(args.id, args.reason)
+    print(f"{job['id']} {job['status']}")
+    return EXIT_OK
+
+
+def cmd_logs(client: Client, args: argparse.Namespace) -> int:
+    out = sys.stdout.buffer
+    if args.follow:
+        for chunk in client.follow_logs(args.id):
+            out.write(chunk)
+            out.flush()
+        return EXIT_OK
+    offset = 0
+    while True:
+        data, offset, _status = client.logs(args.id, offset)
+        if not data:
+            return EXIT_OK
+        out.write(data)
+
+
+COMMANDS = {
+    "submit": cmd_submit,
+    "jobs": cmd_jobs,
+    "show": cmd_show,
+    "cancel": cmd_cancel,
+    "logs": cmd_logs,
+}

@@ -1,0 +1,45 @@
+"""The live part of an attempt: what exists only while this supervisor process runs.
+
+An ``Attempt`` lives from the moment a job's worker is spawned (or adopted after a
+restart) until its process is confirmed gone; then its endpoint is released. It may
+outlive the job's active life: after a committed outcome the worker is still there
+waiting for its ack, or being stopped after a cancel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from supervisor.endpoints import Endpoint
+from supervisor.records import JobKind, JobRecord
+
+if TYPE_CHECKING:
+    from supervisor.channels import JobListener, WorkerConn
+    from supervisor.procs import ProcessHandle
+
+
+@dataclass(slots=True, eq=False)
+class Attempt:
+    job: JobRecord
+    kind: JobKind
+    number: int
+    endpoint: Endpoint
+    token_hash: str
+    proc: ProcessHandle | None = None  # None: adopted with an unknown PID, until its hello
+    listener: JobListener | None = None
+    conn: WorkerConn | None = None  # the welcomed connection, if any
+    last_seen: float = 0.0  # monotonic time of the last message from the worker
+    stale: bool = False  # job.stale was emitted for the current silence
+    outcome: str | None = None  # "completed" | "failed" | "cancelled" once committed
+    kill_reason: str | None = None  # why we are stopping it (first reason wins)
+    kill_code: str | None = None  # machine-readable reason: timeout, stale, cancelled, lost
+    adopted: bool = False  # came back from a previous supervisor
+
+    @property
+    def job_id(self) -> str:
+        return self.job.id
+
+    @property
+    def stopping(self) -> bool:
+        return self.kill_reason is not None

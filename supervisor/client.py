@@ -1,0 +1,142 @@
+"""A small HTTP client for the supervisor's API (used by the CLI; usable from any app).
+
+Standard library only, so an application can talk to its sidecar without the
+supervisor's own dependencies mattering. Errors come back as ``ClientError`` carrying
+the API's ``code`` and message, or a clear "cannot reach" when nothing listens.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any, Final
+
+TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
+
+
+class ClientError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{message} ({code}, HTTP {status})" if status else message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class Client:
+    def __init__(
+        self, url: str = "http://127.0.0.1:8765", token: str = "", timeout: float = 30.0
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def _request(
+        self, method: str, path: str, body: Any = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310 - http(s) URL from config
+        if data is not None:
+            request.add_header("content-type", "application/json")
+        if self.token:
+            request.add_header("authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                return response.status, dict(response.headers.items()), response.read()
+        except urllib.error.HTTPError as exc:
+            payload = exc.read()
+            try:
+                error = json.loads(payload)["error"]
+                raise ClientError(exc.code, error["code"], error["message"]) from None
+            except (ValueError, KeyError, TypeError):
+                raise ClientError(
+                    exc.code, "http_error", payload.decode(errors="replace")
+                ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ClientError(
+                0, "unreachable", f"cannot reach the supervisor at {self.url}: {reason}"
+            ) from None
+
+    def _json(self, method: str, path: str, body: Any = None) -> Any:
+        _status, _headers, payload = self._request(method, path, body)
+        return json.loads(payload)
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", "/healthz")
+        return result
+
+    def submit(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        max_attempts: int | None = None,
+        run_at: float | str | None = None,
+    ) -> str:
+        body: dict[str, Any] = {"name": name, "data": data}
+        if max_attempts is not None:
+            body["max_attempts"] = max_attempts
+        if run_at is not None:
+            body["run_at"] = run_at
+        return str(self._json("POST", "/jobs", body)["id"])
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", f"/jobs/{urllib.parse.quote(job_id, safe='')}")
+        return result
+
+    def list(
+        self, *, name: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        query = urllib.parse.urlencode(
+            {k: v for k, v in {"name": name, "status": status, "limit": limit}.items() if v}
+        )
+        jobs: list[dict[str, Any]] = self._json("GET", f"/jobs?{query}")["jobs"]
+        return jobs
+
+    def cancel(self, job_id: str, reason: str | None = None) -> dict[str, Any]:
+        body = {"reason": reason} if reason else None
+        result: dict[str, Any] = self._json(
+            "POST", f"/jobs/{urllib.parse.quote(job_id, safe='')}/cancel", body
+        )
+        return result
+
+    def logs(self, job_id: str, offset: int = 0) -> tuple[bytes, int, str]:
+        """Log bytes from ``offset``, the next offset, and the job's status."""
+        _status, headers, data = self._request(
+            "GET", f"/jobs/{urllib.parse.quote(job_id, safe='')}/logs?offset={offset}"
+        )
+        lower = {k.lower(): v for k, v in headers.items()}
+        return (
+            data,
+            int(lower.get("x-log-offset", offset + len(data))),
+            lower.get("x-job-status", ""),
+        )
+
+    def wait(
+        self, job_id: str, *, timeout: float | None = None, interval: float = 0.2
+    ) -> dict[str, Any]:
+        """Poll until the job is finished; returns its final JSON."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if job["status"] in TERMINAL:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
+            time.sleep(interval)
+
+    def follow_logs(self, job_id: str, *, interval: float = 0.3) -> Iterator[bytes]:
+        """Yield log chunks as they are written, until the job is finished and read out."""
+        offset = 0
+        while True:
+            data, offset, status = self.logs(job_id, offset)
+            if data:
+                yield data
+                continue
+            if status in TERMINAL:
+                return
+            time.sleep(interval)

@@ -1,0 +1,359 @@
+"""The supervisor: jobs, the queue, commits and events; the public Python API.
+
+Theory of operation. Everything runs on the loop thread (``Loop``). A job enters the
+``JobTable`` as pending or scheduled; ``_start_ready`` starts pending jobs in FIFO order
+while global and per-kind slots are free; the ``Runner`` owns each attempt's worker
+process, socket and timers and reports the attempt's end back through
+``attempt_failed`` / ``attempt_completed``, the only places that decide between retry,
+failure and completion.
+
+Commits (``_commit``) run once per loop iteration: every hard change of the iteration in
+one store transaction, plus the batched heartbeats/progress when the flush interval has
+passed. Events are queued with the loop and released after the commit.
+
+Threads other than the loop's use ``SupervisorHandle`` (``supervisor.handle``), which
+runs each call on the loop and returns once the result is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from supervisor.clock import Clock, SystemClock
+from supervisor.config import Settings
+from supervisor.errors import (
+    BadRequest,
+    JobFinished,
+    JobNotFound,
+    StoreError,
+    UnknownJobKind,
+)
+from supervisor.events import EventBus
+from supervisor.loop import Loop
+from supervisor.records import JobKind, JobRecord, new_job_id
+from supervisor.runner import Runner
+from supervisor.states import ACTIVE, JobStatus
+from supervisor.stores import Store, make_store
+from supervisor.table import JobTable
+
+log = logging.getLogger(__name__)
+
+MAX_DATA_BYTES = 1 << 20
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.loop = Loop(self.clock)
+        self.store = store if store is not None else make_store(settings)
+        self.table = JobTable()
+        self.events = EventBus()
+        self.kinds: dict[str, JobKind] = dict(settings.jobs)
+        self.runner = Runner(self)
+        self.loop.commit = self._commit
+        self.loop.busy = lambda: self.table.has_hard_changes
+        self._start_queued = False
+        self._flush_due = False
+        self._progress_changed: dict[str, JobRecord] = {}
+        self.started_at = self.clock.wall()
+        self.opened = False
+
+    # --- life of the supervisor -----------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the store, re-attach surviving workers, and get ready to serve."""
+        self.store.open()
+        self.runner.prepare()
+        jobs = self.store.load_active()
+        for job in jobs:
+            self.table.load(job)
+            if job.status is JobStatus.SCHEDULED:
+                self._arm_run_at(job)
+        self.runner.recover(
+            [job for job in jobs if job.status is JobStatus.RUNNING],
+            self.store.load_finished_since(self.clock.wall() - self.runner.give_up_window()),
+        )
+        self.loop.call_later("flush", self.settings.flush_interval, self._flush_tick)
+        self._queue_start()
+        self.loop.run_once(timeout=0)  # commit what recovery decided before serving
+        self.opened = True
+
+    def close(self) -> None:
+        """Graceful stop: flush state, close sockets, leave the workers running."""
+        try:
+            self._flush_due = True
+            self._commit()
+        finally:
+            self.runner.detach_all()
+            self.store.close()
+            self.loop.close()
+
+    def serve_forever(self) -> None:
+        self.loop.run_forever()
+
+    # --- the public API (loop thread) -----------------------------------------------------
+
+    def register(self, kind: JobKind) -> None:
+        """Register (or replace) an external job kind."""
+        self.kinds[kind.name] = kind
+
+    def enqueue(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        max_attempts: int | None = None,
+        run_at: float | None = None,
+        socket_path: str | None = None,
+        tcp_port: int | None = None,
+    ) -> JobRecord:
+        """Add a job; it is durable once this loop iteration commits."""
+        kind = self.kinds.get(name)
+        if kind is None:
+            known = ", ".join(sorted(self.kinds)) or "none"
+            raise UnknownJobKind(f"no job kind named {name!r} (registered: {known})")
+        if max_attempts is not None and (
+            type(max_attempts) is not int or not 1 <= max_attempts <= 1000
+        ):
+            raise BadRequest(
+                f"max_attempts must be an integer from 1 to 1000, got {max_attempts!r}"
+            )
+        if run_at is not None and (type(run_at) not in (int, float) or not math.isfinite(run_at)):
+            raise BadRequest(f"run_at must be a time in seconds since the epoch, got {run_at!r}")
+        self.runner.check_requested_endpoint(socket_path, tcp_port)
+        now = self.clock.wall()
+        scheduled = run_at is not None and run_at > now
+        job = JobRecord(
+            id=new_job_id(),
+            name=name,
+            data=data,
+            status=JobStatus.SCHEDULED if scheduled else JobStatus.PENDING,
+            seq=self.table.next_seq(),
+            created_at=now,
+            node=self.settings.node,
+            max_attempts=max_attempts or kind.max_attempts,
+            run_at=run_at if scheduled else None,
+            socket_path=socket_path,
+            tcp_port=tcp_port,
+        )
+        self.table.insert(job)
+        if scheduled:
+            self._arm_run_at(job)
+        else:
+            self._queue_start()
+        return job
+
+    def schedule(self, name: str, data: Any, run_at: float, **options: Any) -> JobRecord:
+        return self.enqueue(name, data, run_at=run_at, **options)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job as this supervisor sees it now (memory first, then the store)."""
+        job = self.table.get(job_id)
+        if job is not None:
+            return job
+        return self.store.get(job_id)
+
+    def get_by_name(self, name: str, status: JobStatus | None = None) -> list[JobRecord]:
+        return self.list(name=name, status=status, limit=1000)
+
+    def get_running_external(self) -> list[JobRecord]:
+        return [job for job in self.table if job.status is JobStatus.RUNNING]
+
+    def list(
+        self,
+        *,
+        name: str | None = None,
+        status: JobStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobRecord]:
+        """Jobs newest first. Active jobs carry their live heartbeat and progress."""
+        rows = self.store.query(name=name, status=status, limit=limit, offset=offset)
+        return [self.table.get(row.id) or row for row in rows]
+
+    def cancel(self, job_id: str, reason: str = "cancelled") -> JobRecord:
+        job = self.table.get(job_id)
+        if job is None or not job.active:
+            stored = job or self.store.get(job_id)
+            if stored is None:
+                raise JobNotFound(f"no job with id {job_id!r}")
+            raise JobFinished(f"job {job_id} is already {stored.status}")
+        now = self.clock.wall()
+        previous = job.status
+        self.table.set_status(
+            job,
+            JobStatus.CANCELLED,
+            finished_at=now,
+            run_at=None,
+            error={"message": reason, "reason": "cancelled", "attempt": job.attempts},
+        )
+        if previous is JobStatus.SCHEDULED:
+            self.loop.cancel_timer(("run", job.id))
+        if previous is JobStatus.RUNNING:
+            self.runner.cancel(job, reason)
+        self.emit("job.cancelled", job, reason=reason)
+        self._forget_when_settled(job)
+        return job
+
+    def on(self, pattern: str, callback: Callable[..., Any]) -> Callable[[], None]:
+        return self.events.on(pattern, callback)
+
+    # --- outcomes (called by the runner) --------------------------------------------------
+
+    def attempt_completed(self, job: JobRecord, result: Any) -> None:
+        self.table.set_status(
+            job, JobStatus.COMPLETED, result=result, error=None, finished_at=self.clock.wall()
+        )
+        self.emit("job.completed", job, result=result)
+        self.emit(f"job.{job.name}.completed", job, result=result)
+
+    def attempt_failed(self, job: JobRecord, error: dict[str, Any]) -> None:
+        """Record a failed attempt: retry after backoff while attempts remain, else fail."""
+        error = {**error, "attempt": job.attempts}
+        kind = self.kinds.get(job.name)
+        if kind is not None and job.attempts < job.max_attempts:
+            delay = kind.backoff(job.attempts)
+            run_at = self.clock.wall() + delay
+            self.table.set_status(job, JobStatus.SCHEDULED, run_at=run_at, error=error)
+            self._arm_run_at(job)
+            self.emit("job.retrying", job, error=error, run_at=run_at)
+        else:
+            self.table.set_status(job, JobStatus.FAILED, error=error, finished_at=self.clock.wall())
+            self.emit("job.failed", job, error=error)
+            self.emit(f"job.{job.name}.failed", job, error=error)
+
+    def attempt_ended(self, job: JobRecord) -> None:
+        """The attempt's process is gone: its slot is free; finished jobs leave memory."""
+        self._forget_when_settled(job)
+        self._queue_start()
+
+    def progress_changed(self, job: JobRecord) -> None:
+        self._progress_changed[job.id] = job
+        self.table.touch(job)
+
+    # --- events ---------------------------------------------------------------------------
+
+    def emit(self, name: str, job: JobRecord | None = None, **data: Any) -> None:
+        """Queue an event; it reaches subscribers after this iteration's commit."""
+        payload: dict[str, Any] = {}
+        channels: tuple[str, ...] = ()
+        if job is not None:
+            payload = {
+                "id": job.id,
+                "name": job.name,
+                "status": job.status.value,
+                "attempt": job.attempts,
+            }
+            channels = (f"job:{job.id}",)
+        payload.update(data)
+        wall = self.clock.wall()
+        self.loop.after_commit(
+            lambda: self.events.emit(name, payload, time=wall, channels=channels)
+        )
+
+    # --- starting jobs --------------------------------------------------------------------
+
+    def _queue_start(self) -> None:
+        if not self._start_queued:
+            self._start_queued = True
+            self.loop.call_soon(self._start_ready)
+
+    def _start_ready(self) -> None:
+        """Start pending jobs, oldest first, while global and per-kind slots are free."""
+        self._start_queued = False
+        busy: Counter[str] = self.runner.busy_by_kind()
+        free = self.settings.concurrency - sum(busy.values())
+        limits = {name: kind.concurrency for name, kind in self.kinds.items()}
+        skip = self.runner.winding_down()
+        batch: list[JobRecord] = []
+        while free > 0:
+            job = self.table.next_startable(free, limits, busy, skip)
+            if job is None:
+                break
+            self.table.dequeue(job)
+            kind = self.kinds.get(job.name)
+            if kind is None:
+                self.table.set_status(job, JobStatus.RUNNING, attempts=job.attempts + 1)
+                self.attempt_failed(
+                    job,
+                    {
+                        "message": f"no job kind named {job.name!r} is registered any more",
+                        "reason": "config",
+                    },
+                )
+                continue
+            batch.append(job)
+            busy[job.name] += 1
+            free -= 1
+        if batch:
+            self.runner.start(batch)
+
+    def _arm_run_at(self, job: JobRecord) -> None:
+        assert job.run_at is not None
+        delay = max(0.0, job.run_at - self.clock.wall())
+        self.loop.call_later(("run", job.id), delay, lambda: self._run_at_reached(job))
+
+    def _run_at_reached(self, job: JobRecord) -> None:
+        if job.status is JobStatus.SCHEDULED:
+            self.table.set_status(job, JobStatus.PENDING, run_at=None)
+            self._queue_start()
+
+    def _forget_when_settled(self, job: JobRecord) -> None:
+        """Drop a finished job from memory after its commit, once no attempt is live."""
+
+        def forget() -> None:
+            settled = job.status not in ACTIVE and not self.runner.has_attempt(job.id)
+            if settled and not self.table.has_pending_changes(job.id):
+                self.table.forget(job.id)
+
+        self.loop.after_commit(forget)
+
+    # --- committing -----------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Commit now (mid-iteration): used before spawning, so a crash never loses a PID."""
+        self._commit()
+
+    def _commit(self) -> None:
+        if self._progress_changed:
+            # Coalesced: one event per job per iteration, with the latest progress.
+            changed, self._progress_changed = self._progress_changed, {}
+            for job in changed.values():
+                self.emit(
+                    "job.external.progress",
+                    job,
+                    percent=job.progress,
+                    message=job.progress_message,
+                    data=job.progress_data,
+                )
+        table = self.table
+        if not table.has_hard_changes and not (self._flush_due and table.has_soft_changes):
+            return
+        hard = table.take_hard()
+        soft = table.take_soft() if self._flush_due else []
+        try:
+            self.store.write(hard, soft)
+        except StoreError:
+            table.restore(hard, soft)
+            log.critical(
+                "the store failed to commit; stopping so that nothing is promised "
+                "that is not durable (workers keep running and re-attach on restart)"
+            )
+            raise
+        if self._flush_due:
+            self._flush_due = False
+
+    def _flush_tick(self) -> None:
+        self._flush_due = True
+        self.loop.call_later("flush", self.settings.flush_interval, self._flush_tick)

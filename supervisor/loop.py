@@ -1,0 +1,187 @@
+"""The event loop: one thread, one selector, every socket, timer and state change.
+
+Principles (curio's kernel states its own at the top; these are ours):
+
+1. The loop owns all I/O. Handlers registered here read bytes and hand them to sans-IO
+   objects; the state table changes only through the supervisor core.
+2. Time is read from an injected clock once per phase; deadlines live in ``Timers``.
+   The select timeout is the nearest deadline, so an idle supervisor sleeps.
+3. Nothing leaves the process before it is durable. Each iteration runs in phases:
+
+       poll I/O  ->  expire timers  ->  run ready callbacks  ->  COMMIT  ->  release outputs
+
+   Handlers may write to connections and emit events freely; the bytes are buffered
+   and the events queued, and both are released only after the commit phase has
+   written every hard state change of the iteration in one transaction. An ack, an HTTP
+   response or an event therefore never reports something the store could still lose.
+4. A failing handler closes its own connection; the loop logs what escapes and goes on.
+   Only a store failure stops it: without durability the promises above are void, and
+   a supervisor that stops loses nothing (workers keep running and re-attach later).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import signal
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Any, Protocol
+
+from supervisor.clock import Clock
+from supervisor.errors import StoreError
+from supervisor.timers import Timers
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[int], None]
+EVENT_READ = selectors.EVENT_READ
+EVENT_WRITE = selectors.EVENT_WRITE
+# Even with nothing scheduled, wake up now and then: it bounds the damage of a missed
+# wakeup (a bug) to a delay instead of a hang. Deadlines, not this, drive all work.
+MAX_SLEEP = 30.0
+
+
+class Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
+class Loop:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.selector = selectors.DefaultSelector()
+        self.timers = Timers()
+        self._ready: deque[Callable[[], Any]] = deque()
+        self._inbox: deque[Callable[[], Any]] = deque()
+        self._after_commit: list[Callable[[], Any]] = []
+        self._writers: dict[int, Flushable] = {}
+        self.commit: Callable[[], None] = lambda: None
+        self.busy: Callable[[], bool] = lambda: False  # uncommitted work: do not sleep
+        self.thread: threading.Thread | None = None
+        self._stop = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.selector.register(self._wake_r, EVENT_READ, self._drain_wakeup)
+
+    # --- registration ---------------------------------------------------------------------
+
+    def add_reader(self, fileobj: Any, handler: Handler) -> None:
+        self.selector.register(fileobj, EVENT_READ, handler)
+
+    def set_events(self, fileobj: Any, events: int, handler: Handler) -> None:
+        self.selector.modify(fileobj, events, handler)
+
+    def remove(self, fileobj: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(fileobj)
+
+    def call_soon(self, callback: Callable[[], Any]) -> None:
+        self._ready.append(callback)
+
+    def call_later(self, key: Hashable, delay: float, callback: Callable[[], Any]) -> None:
+        self.timers.set(key, self.clock.monotonic() + delay, callback)
+
+    def call_at(self, key: Hashable, deadline: float, callback: Callable[[], Any]) -> None:
+        self.timers.set(key, deadline, callback)
+
+    def cancel_timer(self, key: Hashable) -> None:
+        self.timers.cancel(key)
+
+    def call_threadsafe(self, callback: Callable[[], Any]) -> None:
+        """Run ``callback`` on the loop thread soon; callable from any thread."""
+        self._inbox.append(callback)
+        self.wakeup()
+
+    def after_commit(self, callback: Callable[[], Any]) -> None:
+        """Run ``callback`` after this iteration's commit (events, acks, responses)."""
+        self._after_commit.append(callback)
+
+    def want_flush(self, writer: Flushable) -> None:
+        """Flush ``writer``'s buffered output after this iteration's commit."""
+        self._writers[id(writer)] = writer
+
+    def wakeup(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_w.send(b"\0")
+
+    def _drain_wakeup(self, mask: int) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while self._wake_r.recv(4096):
+                pass
+
+    def install_signal_wakeup(self) -> None:
+        """Make signals interrupt select() (call from the main thread only)."""
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+
+    # --- running --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop = True
+        self.wakeup()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop
+
+    def _timeout(self) -> float:
+        if self._ready or self._inbox or self.busy():
+            return 0.0
+        deadline = self.timers.next_deadline()
+        if deadline is None:
+            return MAX_SLEEP
+        return min(MAX_SLEEP, max(0.0, deadline - self.clock.monotonic()))
+
+    def run_once(self, timeout: float | None = None) -> None:
+        """One iteration: poll, timers, ready work, commit, release outputs."""
+        wait = self._timeout() if timeout is None else min(timeout, self._timeout())
+        for key, mask in self.selector.select(wait):
+            self._run(key.data, mask)
+        now = self.clock.monotonic()
+        while (callback := self.timers.pop_due(now)) is not None:
+            self._run(callback)
+        while self._inbox:
+            self._run(self._inbox.popleft())
+        for _ in range(len(self._ready)):  # work queued now waits for the next round
+            self._run(self._ready.popleft())
+        self.commit_and_release()
+
+    def commit_and_release(self) -> None:
+        """Commit, then release what the iteration produced: events and callbacks, then bytes.
+
+        Callbacks run after a commit may change state again (a subscriber cancels a job);
+        that is committed too before any buffered byte leaves the process.
+        """
+        self.commit()
+        while self._after_commit:
+            callbacks, self._after_commit = self._after_commit, []
+            for callback in callbacks:
+                self._run(callback)
+            self.commit()
+        if self._writers:
+            writers, self._writers = self._writers, {}
+            for writer in writers.values():
+                self._run(writer.flush)
+
+    def run_forever(self) -> None:
+        self.thread = threading.current_thread()
+        self._stop = False
+        while not self._stop:
+            self.run_once()
+
+    def _run(self, callback: Callable[..., Any], *args: Any) -> None:
+        try:
+            callback(*args)
+        except StoreError:
+            raise
+        except Exception:
+            log.exception("unhandled error in %r; carrying on", callback)
+
+    def close(self) -> None:
+        self.remove(self._wake_r)
+        self._wake_r.close()
+        self._wake_w.close()
+        self.selector.close()

@@ -1,0 +1,185 @@
+"""Surviving a restart (SPEC §6): decide, for every attempt a previous supervisor left
+running, whether its worker is still out there, and re-attach it or declare it lost.
+
+A worker is alive when (1) its PID exists *and* started at the stored time (a recycled
+PID is somebody else), and (2) its last stored heartbeat is younger than the workers'
+give-up window: a worker that reached no supervisor for that long has stopped itself.
+Alive workers get their endpoint back (reserved, re-opened on the same path or port),
+state ``orphaned``, and ``2 * heartbeat_timeout`` from now to say hello; ``job.reconnected``
+is emitted on that hello. Everything else is ``job.lost``: the attempt fails and is
+retried if attempts remain; a process that still exists is stopped first, so the retry
+never runs beside it.
+
+Two rarer cases are handled too. A job marked running whose PID was never committed
+(the supervisor died between committing the start and committing the spawn) is looked
+up by its JOBVISOR_JOB_ID environment variable, or waited for on its endpoint: its hello
+carries its PID. A job whose outcome was committed but whose worker may never have got
+the ack is re-opened as well, so the worker can resend its outcome, get its ack and exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import TYPE_CHECKING
+
+import psutil
+
+from supervisor.attempts import Attempt
+from supervisor.endpoints import clean_stale_sockets
+from supervisor.procs import ProcessHandle, start_time
+from supervisor.records import JobKind, JobRecord
+from supervisor.states import JobStatus, ProcessState
+
+if TYPE_CHECKING:
+    from supervisor.runner import Runner
+
+log = logging.getLogger(__name__)
+
+
+def recover(runner: Runner, running: list[JobRecord], finished: list[JobRecord]) -> None:
+    for job in running:
+        _recover_running(runner, job)
+    for job in finished:
+        _recover_finished(runner, job)
+    if runner.settings.transport == "unix":
+        keep = [a.endpoint.path for a in runner.attempts.values() if a.endpoint.path]
+        for path in clean_stale_sockets(runner.settings.job_socket_dir, keep):
+            log.info("removed stale socket %s", path)
+
+
+def _kind_for(runner: Runner, job: JobRecord) -> JobKind | None:
+    return runner.sup.kinds.get(job.name)
+
+
+def _stub_kind(runner: Runner, job: JobRecord) -> JobKind:
+    return JobKind(
+        job.name, command="", heartbeat_timeout=runner.settings.default_heartbeat_timeout
+    )
+
+
+def _recover_running(runner: Runner, job: JobRecord) -> None:
+    sup = runner.sup
+    kind = _kind_for(runner, job)
+    proc: ProcessHandle | None = None
+    if job.pid is not None:
+        proc = ProcessHandle.adopt(job.pid, job.pid_start_time)
+    else:
+        proc = find_worker(job.id)
+        if proc is not None:
+            runner.table.update(job, pid=proc.pid, pid_start_time=proc.start_time)
+    seen = job.last_heartbeat or job.started_at or job.created_at
+    age = sup.clock.wall() - seen
+    window = runner.give_up_window()
+    has_endpoint = job.socket_path is not None or job.tcp_port is not None
+    reason: str | None = None
+    if kind is None:
+        reason = f"no job kind named {job.name!r} is configured any more"
+    elif job.token_hash is None or not has_endpoint:
+        reason = "the stored attempt has no endpoint or token"
+    elif job.pid is not None and proc is None:
+        reason = f"worker process {job.pid} is gone"
+    elif age >= window:
+        reason = f"last heard from {age:.0f} s ago, beyond the workers' {window:g} s give-up window"
+    if reason is None:
+        assert kind is not None
+        attempt = runner.adopt(job, kind, proc)
+        if attempt.listener is not None:
+            runner.table.set_process_state(job, ProcessState.ORPHANED)
+            _arm_orphan_window(runner, attempt)
+            pid_text = f"pid {proc.pid}" if proc is not None else "pid not yet known"
+            runner.log_line(
+                job,
+                f"supervisor restarted: waiting for the worker ({pid_text}) on {attempt.endpoint}",
+            )
+            return
+        reason = f"cannot re-open {attempt.endpoint} for the worker"
+        _lose(runner, attempt, reason)
+        return
+    _declare_lost(runner, job, kind, proc, reason)
+
+
+def _declare_lost(
+    runner: Runner, job: JobRecord, kind: JobKind | None, proc: ProcessHandle | None, reason: str
+) -> None:
+    if proc is not None:
+        # It exists but is not coming back: stop it; its exit fails the attempt.
+        attempt = runner.adopt(job, kind or _stub_kind(runner, job), proc)
+        _lose(runner, attempt, reason)
+        return
+    runner.sup.emit("job.lost", job, reason=reason)
+    runner.log_line(job, f"supervisor restarted: worker lost: {reason}")
+    if job.process_state is not ProcessState.EXITED:
+        runner.table.set_process_state(job, ProcessState.EXITED)
+    runner.sup.attempt_failed(job, {"message": f"worker lost: {reason}", "reason": "lost"})
+
+
+def _lose(runner: Runner, attempt: Attempt, reason: str) -> None:
+    job = attempt.job
+    runner.sup.emit("job.lost", job, reason=reason)
+    runner.log_line(job, f"worker lost: {reason}")
+    runner.stop_attempt(attempt, f"worker lost: {reason}", "lost")
+
+
+def _arm_orphan_window(runner: Runner, attempt: Attempt) -> None:
+    window = 2 * attempt.kind.heartbeat_timeout
+
+    def expired() -> None:
+        if runner.attempts.get(attempt.job_id) is not attempt or attempt.conn is not None:
+            return
+        if attempt.outcome is None and attempt.job.status is JobStatus.RUNNING:
+            _lose(runner, attempt, f"did not reconnect within {window:g} s of the restart")
+        else:
+            runner.stop_attempt(attempt, "finished, and did not come back for its ack", "linger")
+
+    runner.loop.call_later(("orphan", attempt.job_id), window, expired)
+
+
+def _recover_finished(runner: Runner, job: JobRecord) -> None:
+    """A finished job whose worker may still wait for its ack (see module docstring)."""
+    if job.process_state in (None, ProcessState.EXITED) or job.token_hash is None:
+        return
+    if job.socket_path is None and job.tcp_port is None:
+        return
+    proc = ProcessHandle.adopt(job.pid, job.pid_start_time) if job.pid is not None else None
+    if proc is None:
+        runner.table.set_process_state(job, ProcessState.EXITED)
+        return
+    attempt = runner.adopt(job, _kind_for(runner, job) or _stub_kind(runner, job), proc)
+    attempt.outcome = job.status.value
+    if job.status is JobStatus.CANCELLED or attempt.listener is None:
+        runner.stop_attempt(attempt, f"job is {job.status}", "linger")
+    else:
+        runner.table.set_process_state(job, ProcessState.ORPHANED)
+        _arm_orphan_window(runner, attempt)
+
+
+def adopt_by_hello(runner: Runner, attempt: Attempt, pid: int) -> None:
+    """An adopted attempt whose PID we never knew says hello: watch its process group."""
+    try:
+        leader = os.getpgid(pid)
+    except OSError:
+        leader = pid
+    proc = ProcessHandle.adopt(leader, start_time(leader))
+    if proc is None:
+        return
+    attempt.proc = proc
+    runner.table.update(attempt.job, pid=proc.pid, pid_start_time=proc.start_time)
+    runner._watch_process(attempt)
+
+
+def find_worker(job_id: str) -> ProcessHandle | None:
+    """The process group leader whose environment names ``job_id``, if any."""
+    uid = os.getuid()
+    for process in psutil.process_iter(["uids"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            uids = process.info.get("uids")
+            if uids is not None and uids.real != uid:
+                continue
+            if process.environ().get("JOBVISOR_JOB_ID") != job_id:
+                continue
+            if os.getpgid(process.pid) != process.pid:
+                continue
+            return ProcessHandle.adopt(process.pid, process.create_time())
+    return None

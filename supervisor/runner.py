@@ -1,0 +1,641 @@
+"""The runner: each attempt's worker process, socket, timers and protocol conversation.
+
+Theory of operation. ``start`` takes a batch of pending jobs and, for each, reserves an
+endpoint, opens its listener, mints a token and marks the job running *and commits*;
+only then does it spawn the workers and record their PIDs. A supervisor killed between
+the two steps therefore finds, on restart, a running job with a known endpoint and
+token: it waits for that worker to say hello instead of starting a second one.
+
+An attempt ends in exactly one place, ``_end``, when its process is confirmed gone
+(pidfd readable, or the process table says so). Before that, the attempt's outcome may
+already be decided: a ``completed``/``failed`` message (committed, then acked), a cancel,
+or a kill we started (timeout, two heartbeat timeouts of silence, lost after a restart).
+If the process exits with no outcome, its exit decides: code, signal, or "exited
+without reporting a result". The job's slot stays busy until ``_end``, so a retry never
+runs beside the previous attempt's process.
+
+Liveness uses the monotonic clock only: every batch of messages moves ``last_seen``;
+one watchdog timer per attempt re-arms itself from ``last_seen`` when it fires
+(``job.stale`` at one ``heartbeat_timeout`` of silence, kill at two).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import signal
+from collections import Counter
+from collections.abc import Container
+from typing import TYPE_CHECKING, Any
+
+from protocol import (
+    PROTOCOL_VERSION,
+    Ack,
+    Cancel,
+    Completed,
+    ErrorCode,
+    Failed,
+    Heartbeat,
+    Hello,
+    Log,
+    Message,
+    Progress,
+    Started,
+    Welcome,
+)
+from supervisor import joblogs, recovery
+from supervisor.attempts import Attempt
+from supervisor.channels import JobListener, WorkerConn
+from supervisor.endpoints import (
+    Endpoint,
+    Reservations,
+    listen_free_tcp,
+    listen_tcp,
+    listen_unix,
+    prepare_socket_dir,
+    remove_socket_file,
+    unix_endpoint,
+)
+from supervisor.errors import ReservationError
+from supervisor.procs import ProcessHandle, describe_exit, spawn
+from supervisor.records import JobKind, JobRecord
+from supervisor.states import JobStatus, ProcessState
+
+if TYPE_CHECKING:
+    from supervisor.core import Supervisor
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 10.0
+# How often to look at a process we cannot watch with a pidfd.
+POLL_INTERVAL = 0.5
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Runner:
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+        self.loop = sup.loop
+        self.table = sup.table
+        self.settings = sup.settings
+        self.attempts: dict[str, Attempt] = {}
+        self.reservations = Reservations()
+        self._busy: Counter[str] = Counter()
+        self._detaching = False
+
+    # --- bookkeeping ----------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        self.settings.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.transport == "unix":
+            assert self.settings.socket_dir is not None
+            prepare_socket_dir(self.settings.socket_dir)
+            prepare_socket_dir(self.settings.job_socket_dir)
+
+    def give_up_window(self) -> float:
+        """How long a disconnected worker keeps trying before it stops itself."""
+        return self.settings.worker_give_up
+
+    def busy_by_kind(self) -> Counter[str]:
+        return Counter(self._busy)
+
+    def winding_down(self) -> Container[str]:
+        return self.attempts
+
+    def has_attempt(self, job_id: str) -> bool:
+        return job_id in self.attempts
+
+    def _add(self, attempt: Attempt) -> None:
+        self.attempts[attempt.job_id] = attempt
+        self._busy[attempt.kind.name] += 1
+
+    def log_line(self, job: JobRecord, message: str) -> None:
+        path = joblogs.log_path(self.settings.log_dir, job.id)
+        joblogs.append(path, self.sup.clock.wall(), "jobvisor", message)
+
+    def check_requested_endpoint(self, socket_path: str | None, tcp_port: int | None) -> None:
+        """Refuse an explicit request for an endpoint some attempt holds."""
+        if socket_path is not None:
+            holder = self.reservations.holder(Endpoint(path=socket_path))
+            if holder is not None:
+                raise ReservationError(f"socket path {socket_path} is reserved for job {holder}")
+        if tcp_port is not None:
+            holder = self.reservations.holder(Endpoint(port=tcp_port))
+            if holder is not None:
+                raise ReservationError(f"TCP port {tcp_port} is reserved for job {holder}")
+
+    # --- starting -------------------------------------------------------------------------
+
+    def start(self, jobs: list[JobRecord]) -> None:
+        """Start a batch: mark running and commit, then spawn (see module docstring)."""
+        ready: list[tuple[Attempt, str]] = []
+        for job in jobs:
+            kind = self.sup.kinds[job.name]
+            token = secrets.token_urlsafe(32)
+            number = job.attempts + 1
+            try:
+                endpoint, sock = self._open_endpoint(job)
+            except (OSError, ReservationError) as exc:
+                self.table.set_status(job, JobStatus.RUNNING, attempts=number)
+                self.sup.attempt_failed(
+                    job,
+                    {"message": f"cannot open a socket for the worker: {exc}", "reason": "socket"},
+                )
+                continue
+            wall = self.sup.clock.wall()
+            self.table.set_status(
+                job,
+                JobStatus.RUNNING,
+                attempts=number,
+                started_at=wall,
+                finished_at=None,
+                run_at=None,
+                socket_path=endpoint.path,
+                tcp_port=endpoint.port,
+                token_hash=hash_token(token),
+                last_heartbeat=wall,
+                progress=None,
+                progress_message=None,
+                progress_data=None,
+            )
+            self.table.set_process_state(job, ProcessState.SPAWNING, pid=None, pid_start_time=None)
+            attempt = Attempt(job, kind, number, endpoint, hash_token(token))
+            attempt.listener = JobListener(
+                self.loop, sock, job.id, self, self.settings.max_frame_size
+            )
+            attempt.last_seen = self.sup.clock.monotonic()
+            self._add(attempt)
+            ready.append((attempt, token))
+        if not ready:
+            return
+        self.sup.commit()  # the intent is durable before any process exists
+        for attempt, token in ready:
+            self._spawn(attempt, token)
+
+    def _open_endpoint(self, job: JobRecord) -> tuple[Endpoint, Any]:
+        reservations = self.reservations
+        if self.settings.transport == "unix":
+            endpoint = unix_endpoint(self.settings.job_socket_dir, job.id)
+            if job.socket_path is not None:
+                wanted = Endpoint(path=job.socket_path)
+                if reservations.holder(wanted) in (None, job.id):
+                    endpoint = wanted
+            reservations.reserve(endpoint, job.id)
+            assert endpoint.path is not None
+            try:
+                return endpoint, listen_unix(endpoint.path)
+            except OSError:
+                reservations.release(endpoint, job.id)
+                raise
+        if job.tcp_port is not None and reservations.holder(Endpoint(port=job.tcp_port)) in (
+            None,
+            job.id,
+        ):
+            with contextlib.suppress(OSError):
+                sock = listen_tcp(job.tcp_port)
+                endpoint = Endpoint(port=job.tcp_port)
+                reservations.reserve(endpoint, job.id)
+                return endpoint, sock
+        sock, port = listen_free_tcp(self.settings.tcp_port_range, reservations)
+        endpoint = Endpoint(port=port)
+        reservations.reserve(endpoint, job.id)
+        return endpoint, sock
+
+    def _spawn(self, attempt: Attempt, token: str) -> None:
+        job, kind = attempt.job, attempt.kind
+        env = dict(os.environ)
+        env.update(kind.env)
+        env.update(
+            JOBVISOR_SOCKET=attempt.endpoint.address,
+            JOBVISOR_JOB_ID=job.id,
+            JOBVISOR_TOKEN=token,
+            JOBVISOR_HEARTBEAT_INTERVAL=f"{kind.heartbeat_interval:g}",
+        )
+        path = joblogs.log_path(self.settings.log_dir, job.id)
+        argv = [kind.command, *kind.args]
+        self.log_line(job, f"attempt {attempt.number}/{job.max_attempts}: starting {argv!r}")
+        try:
+            proc = spawn(argv, cwd=kind.cwd, env=env, log_path=path)
+        except OSError as exc:
+            message = f"cannot start worker {kind.command!r}: {exc.strerror or exc}"
+            self.log_line(job, message)
+            self.sup.attempt_failed(job, {"message": message, "reason": "spawn"})
+            attempt.outcome = "failed"
+            self._end(attempt)
+            return
+        attempt.proc = proc
+        self.table.update(job, pid=proc.pid, pid_start_time=proc.start_time)
+        self._watch_process(attempt)
+        self._arm_watchdog(attempt)
+        if kind.timeout is not None:
+            self.loop.call_later(
+                ("timeout", job.id), kind.timeout, lambda: self._timed_out(attempt)
+            )
+        self.sup.emit("job.external.spawned", job, pid=proc.pid, socket=attempt.endpoint.address)
+
+    def _watch_process(self, attempt: Attempt) -> None:
+        proc = attempt.proc
+        assert proc is not None
+        if proc.pidfd is not None:
+            self.loop.add_reader(proc.pidfd, lambda _mask: self._on_exit(attempt))
+        else:
+            self.loop.call_later(
+                ("poll", attempt.job_id), POLL_INTERVAL, lambda: self._poll(attempt)
+            )
+
+    def _poll(self, attempt: Attempt) -> None:
+        if attempt.proc is not None and attempt.proc.poll():
+            self._on_exit(attempt)
+        elif self.attempts.get(attempt.job_id) is attempt:
+            self.loop.call_later(
+                ("poll", attempt.job_id), POLL_INTERVAL, lambda: self._poll(attempt)
+            )
+
+    # --- the conversation -----------------------------------------------------------------
+
+    def on_worker_accepted(self, conn: WorkerConn) -> None:
+        self.loop.call_later(
+            ("hello", conn.id),
+            HANDSHAKE_TIMEOUT,
+            lambda: conn.reject(
+                ErrorCode.HANDSHAKE_REQUIRED, f"no hello within {HANDSHAKE_TIMEOUT:g} s"
+            ),
+        )
+
+    def on_worker_messages(self, conn: WorkerConn, messages: list[Message]) -> None:
+        attempt = conn.attempt
+        for message in messages:
+            if conn.closed:
+                return
+            if attempt is None:
+                if type(message) is not Hello:
+                    conn.reject(
+                        ErrorCode.HANDSHAKE_REQUIRED,
+                        f"the first message must be hello, got {message.TYPE}",
+                    )
+                    return
+                attempt = self._on_hello(conn, message)
+                if attempt is None:
+                    return
+                continue
+            self._dispatch(attempt, conn, message)
+        if attempt is not None and attempt.conn is conn:
+            attempt.last_seen = self.sup.clock.monotonic()
+            attempt.stale = False
+            job = attempt.job
+            job.last_heartbeat = self.sup.clock.wall()
+            self.table.touch(job)
+
+    def _on_hello(self, conn: WorkerConn, hello: Hello) -> Attempt | None:
+        if hello.v != PROTOCOL_VERSION:
+            conn.reject(
+                ErrorCode.UNSUPPORTED_VERSION,
+                f"protocol version {hello.v} is not supported "
+                f"(this supervisor speaks {PROTOCOL_VERSION})",
+            )
+            return None
+        if hello.job_id != conn.job_id:
+            conn.reject(
+                ErrorCode.WRONG_JOB,
+                f"this socket belongs to job {conn.job_id}, not to job {hello.job_id}",
+            )
+            return None
+        attempt = self.attempts.get(conn.job_id)
+        if attempt is None:
+            conn.reject(ErrorCode.JOB_NOT_RUNNING, f"job {conn.job_id} has no running attempt")
+            return None
+        if not hmac.compare_digest(hash_token(hello.token), attempt.token_hash):
+            conn.reject(
+                ErrorCode.BAD_TOKEN,
+                f"invalid token for job {conn.job_id} (wrong token, or an attempt that was "
+                "superseded)",
+            )
+            return None
+        self.loop.cancel_timer(("hello", conn.id))
+        job = attempt.job
+        if attempt.proc is None:
+            recovery.adopt_by_hello(self, attempt, hello.pid)
+        old = attempt.conn
+        if old is not None and old is not conn:
+            old.attempt = None
+            old.close("replaced by the worker's new connection")
+        conn.attempt = attempt
+        attempt.conn = conn
+        conn.listener.pending.discard(conn)
+        previous = job.process_state
+        if previous is not ProcessState.RUNNING:
+            self.table.set_process_state(job, ProcessState.RUNNING)
+        self.loop.cancel_timer(("orphan", job.id))
+        if previous in (ProcessState.ORPHANED, ProcessState.RECONNECTING):
+            self.log_line(job, f"worker reconnected (pid {hello.pid})")
+            self.sup.emit("job.reconnected", job, pid=hello.pid)
+        attempt.last_seen = self.sup.clock.monotonic()
+        if attempt.outcome is None and ("watch", job.id) not in self.loop.timers:
+            self._arm_watchdog(attempt)
+        conn.send(
+            Welcome(
+                job_id=job.id,
+                name=job.name,
+                data=job.data,
+                attempt=attempt.number,
+                heartbeat_interval=attempt.kind.heartbeat_interval,
+            )
+        )
+        if attempt.outcome == "cancelled":
+            conn.send(Cancel(reason=attempt.kill_reason))
+        if attempt.endpoint.path is not None and attempt.listener is not None:
+            # One fd per connected job instead of two; re-opened if the connection drops.
+            attempt.listener.close()
+            attempt.listener = None
+            remove_socket_file(attempt.endpoint.path)
+        return attempt
+
+    def _dispatch(self, attempt: Attempt, conn: WorkerConn, message: Message) -> None:
+        kind = type(message)
+        if kind is Heartbeat or kind is Started:
+            return  # liveness is recorded per batch by the caller
+        job = attempt.job
+        if kind is Progress:
+            assert isinstance(message, Progress)
+            if attempt.outcome is None:
+                job.progress = message.percent
+                job.progress_message = message.message
+                job.progress_data = message.data
+                self.sup.progress_changed(job)
+        elif kind is Log:
+            assert isinstance(message, Log)
+            path = joblogs.log_path(self.settings.log_dir, job.id)
+            joblogs.append(
+                path, self.sup.clock.wall(), message.level, message.message, message.data
+            )
+            self.sup.emit(
+                "job.external.log",
+                job,
+                level=message.level,
+                message=message.message,
+                data=message.data,
+            )
+        elif kind is Completed or kind is Failed:
+            self._on_outcome(attempt, conn, message)
+        elif kind is Hello:
+            conn.reject(ErrorCode.UNEXPECTED_MESSAGE, "hello on a connection that already said it")
+        else:
+            conn.reject(
+                ErrorCode.UNEXPECTED_MESSAGE,
+                f"{message.TYPE} is sent by the supervisor, not by workers",
+            )
+
+    def _on_outcome(self, attempt: Attempt, conn: WorkerConn, message: Message) -> None:
+        job = attempt.job
+        if attempt.outcome is None and job.status is JobStatus.RUNNING:
+            if isinstance(message, Completed):
+                attempt.outcome = "completed"
+                self.sup.attempt_completed(job, message.result)
+                self.log_line(job, f"attempt {attempt.number} completed")
+            else:
+                assert isinstance(message, Failed)
+                attempt.outcome = "failed"
+                self.sup.attempt_failed(
+                    job, {"message": message.error, "stack": message.stack, "reason": "failed"}
+                )
+                self.log_line(job, f"attempt {attempt.number} failed: {message.error}")
+            for timer in ("watch", "timeout"):
+                self.loop.cancel_timer((timer, job.id))
+            # A finished worker is expected to exit; one that lingers is stopped.
+            self.loop.call_later(
+                ("linger", job.id),
+                self.settings.kill_grace,
+                lambda: self._stop(attempt, "finished but did not exit", "linger"),
+            )
+        # A duplicate (a resend after a reconnect) is acked again: idempotent.
+        conn.send(Ack(of=message.TYPE))
+
+    def on_worker_closed(self, conn: WorkerConn) -> None:
+        self.loop.cancel_timer(("hello", conn.id))
+        attempt = conn.attempt
+        if attempt is None or attempt.conn is not conn or self._detaching:
+            return
+        attempt.conn = None
+        if attempt.proc is not None and attempt.proc.poll():
+            self._on_exit(attempt)
+            return
+        if attempt.outcome is None and attempt.job.process_state is ProcessState.RUNNING:
+            self.table.set_process_state(attempt.job, ProcessState.RECONNECTING)
+        if attempt.listener is None and attempt.endpoint.path is not None:
+            try:
+                attempt.listener = JobListener(
+                    self.loop,
+                    listen_unix(attempt.endpoint.path),
+                    attempt.job_id,
+                    self,
+                    self.settings.max_frame_size,
+                )
+            except OSError as exc:
+                log.error("job %s: cannot re-open %s: %s", attempt.job_id, attempt.endpoint, exc)
+
+    # --- liveness and stopping ------------------------------------------------------------
+
+    def _arm_watchdog(self, attempt: Attempt) -> None:
+        timeout = attempt.kind.heartbeat_timeout * (2 if attempt.stale else 1)
+        self.loop.call_at(
+            ("watch", attempt.job_id), attempt.last_seen + timeout, lambda: self._watchdog(attempt)
+        )
+
+    def _watchdog(self, attempt: Attempt) -> None:
+        if attempt.outcome is not None or attempt.stopping:
+            return
+        timeout = attempt.kind.heartbeat_timeout
+        silent = self.sup.clock.monotonic() - attempt.last_seen
+        if silent >= 2 * timeout:
+            self._stop(
+                attempt,
+                f"no message from the worker for {silent:.1f} s "
+                f"(heartbeat_timeout {timeout:g} s; killed at twice that)",
+                "stale",
+            )
+            return
+        if silent >= timeout and not attempt.stale:
+            attempt.stale = True
+            self.log_line(attempt.job, f"worker silent for {silent:.1f} s: stale")
+            self.sup.emit("job.stale", attempt.job, silent_for=round(silent, 3))
+        self._arm_watchdog(attempt)
+
+    def _timed_out(self, attempt: Attempt) -> None:
+        if attempt.outcome is None:
+            self._stop(attempt, f"timed out after {attempt.kind.timeout:g} s", "timeout")
+
+    def cancel(self, job: JobRecord, reason: str) -> None:
+        attempt = self.attempts.get(job.id)
+        if attempt is None:
+            return
+        attempt.outcome = "cancelled"
+        for timer in ("watch", "timeout"):
+            self.loop.cancel_timer((timer, job.id))
+        self.log_line(job, f"cancel requested: {reason}")
+        self._stop(attempt, reason, "cancelled", polite=True)
+
+    def _stop(self, attempt: Attempt, reason: str, code: str, *, polite: bool = False) -> None:
+        """Stop the worker: ask (cancel frame), then TERM, then KILL, a grace apart."""
+        if attempt.kill_reason is None:
+            attempt.kill_reason = reason
+            attempt.kill_code = code
+            self.log_line(attempt.job, f"stopping worker: {reason}")
+        grace = self.settings.kill_grace
+        key = ("kill", attempt.job_id)
+        if polite and attempt.conn is not None:
+            attempt.conn.send(Cancel(reason=reason))
+            self.loop.call_later(key, grace, lambda: self._signal(attempt, signal.SIGTERM))
+        else:
+            self._signal(attempt, signal.SIGTERM)
+
+    def _signal(self, attempt: Attempt, sig: int) -> None:
+        if attempt.proc is None:  # an adopted worker whose PID we never learned
+            self._end_without_process(attempt)
+            return
+        attempt.proc.signal_group(sig)
+        if sig == signal.SIGTERM:
+            self.loop.call_later(
+                ("kill", attempt.job_id),
+                self.settings.kill_grace,
+                lambda: self._signal(attempt, signal.SIGKILL),
+            )
+
+    # --- the end of an attempt ------------------------------------------------------------
+
+    def _on_exit(self, attempt: Attempt) -> None:
+        proc = attempt.proc
+        if proc is None or self.attempts.get(attempt.job_id) is not attempt:
+            return
+        if not proc.poll():
+            return  # spurious wakeup: not gone yet
+        if attempt.conn is not None:
+            attempt.conn.drain()  # whatever it wrote before exiting still counts
+        job = attempt.job
+        if attempt.outcome is None and job.status is JobStatus.RUNNING:
+            code = proc.returncode
+            if attempt.kill_reason is not None:
+                message, reason = attempt.kill_reason, attempt.kill_code or "killed"
+            elif code == 0:
+                message, reason = "exited without reporting a result (exit code 0)", "exit"
+                log.warning("job %s: worker %s", job.id, message)
+            else:
+                message, reason = describe_exit(code), "exit"
+            attempt.outcome = "failed"
+            self.sup.attempt_failed(job, {"message": message, "reason": reason, "exit_code": code})
+        if proc.popen is not None:
+            # Leftovers in its process group must not run beside a retry.
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.log_line(job, f"attempt {attempt.number}: worker {describe_exit(proc.returncode)}")
+        self._end(attempt)
+
+    def _end_without_process(self, attempt: Attempt) -> None:
+        job = attempt.job
+        if attempt.outcome is None and job.status is JobStatus.RUNNING:
+            attempt.outcome = "failed"
+            self.sup.attempt_failed(
+                job,
+                {
+                    "message": attempt.kill_reason or "worker lost",
+                    "reason": attempt.kill_code or "lost",
+                },
+            )
+        self._end(attempt)
+
+    def _end(self, attempt: Attempt) -> None:
+        """The attempt's process is gone: release everything it held."""
+        job = attempt.job
+        if self.attempts.get(job.id) is not attempt:
+            return
+        for timer in ("watch", "timeout", "kill", "linger", "orphan", "poll"):
+            self.loop.cancel_timer((timer, job.id))
+        self._release(attempt)
+        if job.process_state is not ProcessState.EXITED:
+            self.table.set_process_state(job, ProcessState.EXITED)
+        del self.attempts[job.id]
+        self._busy[attempt.kind.name] -= 1
+        if self._busy[attempt.kind.name] <= 0:
+            del self._busy[attempt.kind.name]
+        self.sup.attempt_ended(job)
+
+    def _release(self, attempt: Attempt) -> None:
+        """Close the attempt's sockets and pidfd; free its endpoint."""
+        if attempt.listener is not None:
+            attempt.listener.close()
+            attempt.listener = None
+        if attempt.conn is not None:
+            conn, attempt.conn = attempt.conn, None
+            conn.attempt = None
+            conn.flush()  # a pending ack still goes out
+            conn.close("attempt ended")
+        if attempt.proc is not None:
+            if attempt.proc.pidfd is not None:
+                self.loop.remove(attempt.proc.pidfd)
+            attempt.proc.close()
+        if attempt.endpoint.path is not None:
+            remove_socket_file(attempt.endpoint.path)
+        self.reservations.release(attempt.endpoint, attempt.job_id)
+
+    def detach_all(self) -> None:
+        """Graceful stop: close our side of everything, leave the workers running."""
+        self._detaching = True
+        for attempt in list(self.attempts.values()):
+            if attempt.listener is not None:
+                attempt.listener.close()
+            if attempt.conn is not None:
+                attempt.conn.flush()
+                attempt.conn.close("supervisor stopping")
+            if attempt.proc is not None:
+                if attempt.proc.pidfd is not None:
+                    self.loop.remove(attempt.proc.pidfd)
+                attempt.proc.close()
+        self.attempts.clear()
+
+    # --- restarts -------------------------------------------------------------------------
+
+    def recover(self, running: list[JobRecord], finished: list[JobRecord]) -> None:
+        recovery.recover(self, running, finished)
+
+    def adopt(self, job: JobRecord, kind: JobKind, proc: ProcessHandle | None) -> Attempt:
+        """Re-attach an attempt that a previous supervisor started (see ``recovery``)."""
+        assert job.token_hash is not None
+        endpoint = (
+            Endpoint(path=job.socket_path)
+            if job.socket_path is not None
+            else Endpoint(port=job.tcp_port)
+        )
+        self.reservations.reserve(endpoint, job.id)
+        attempt = Attempt(
+            job, kind, job.attempts, endpoint, job.token_hash, proc=proc, adopted=True
+        )
+        attempt.last_seen = self.sup.clock.monotonic()
+        self._add(attempt)
+        try:
+            sock = (
+                listen_unix(endpoint.path)
+                if endpoint.path is not None
+                else listen_tcp(endpoint.port or 0)
+            )
+        except OSError as exc:
+            log.error("job %s: cannot re-open %s for its worker: %s", job.id, endpoint, exc)
+            sock = None
+        if sock is not None:
+            attempt.listener = JobListener(
+                self.loop, sock, job.id, self, self.settings.max_frame_size
+            )
+        if proc is not None:
+            self._watch_process(attempt)
+        return attempt
+
+    def stop_attempt(self, attempt: Attempt, reason: str, code: str) -> None:
+        self._stop(attempt, reason, code)
+
+    def end_without_process(self, attempt: Attempt) -> None:
+        self._end_without_process(attempt)

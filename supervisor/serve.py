@@ -1,0 +1,51 @@
+"""``jobvisor serve``: run a supervisor in the foreground until SIGTERM or Ctrl-C.
+
+Stopping is graceful: state is flushed, listeners are closed, and workers are left
+running; they re-attach to the next supervisor that starts on the same state
+(SPEC §6). To stop the workers as well, cancel their jobs first
+(``jobvisor cancel ID``), or signal their process groups yourself.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import TextIO
+
+from supervisor.config import Settings
+from supervisor.core import Supervisor
+from supervisor.http.server import HttpServer
+
+log = logging.getLogger(__name__)
+
+
+def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
+    sup = Supervisor(settings)
+    sup.open()
+    http = None
+    try:
+        if settings.http_host is not None:
+            http = HttpServer(sup, settings.http_host, settings.http_port)
+        stop_signals = (signal.SIGTERM, signal.SIGINT)
+        if threading.current_thread() is threading.main_thread():
+            sup.loop.install_signal_wakeup()
+
+            def on_signal(signum: int, frame: FrameType | None) -> None:
+                log.info(
+                    "received %s: stopping (workers keep running)", signal.Signals(signum).name
+                )
+                sup.loop.stop()
+
+            for sig in stop_signals:
+                signal.signal(sig, on_signal)
+        where = http.url if http is not None else "(HTTP disabled)"
+        print(f"jobvisor listening on {where}", file=out, flush=True)
+        sup.serve_forever()
+    finally:
+        if http is not None:
+            http.close()
+        sup.close()
+    return 0

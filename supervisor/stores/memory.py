@@ -1,0 +1,67 @@
+"""The memory store (``persist = false``): nothing survives the process, by request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from supervisor.records import JobRecord
+from supervisor.states import JobStatus
+
+
+class MemoryStore:
+    def __init__(self, settings: object = None) -> None:
+        self._rows: dict[str, JobRecord] = {}
+        self.write_transactions = 0
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def write(self, jobs: Sequence[JobRecord], soft: Sequence[JobRecord] = ()) -> None:
+        # Copies, so later in-memory changes are not "committed" behind the loop's back.
+        for job in jobs:
+            self._rows[job.id] = job.copy()
+        for job in soft:
+            row = self._rows.get(job.id)
+            if row is not None:
+                row.last_heartbeat = job.last_heartbeat
+                row.progress = job.progress
+                row.progress_message = job.progress_message
+                row.progress_data = job.progress_data
+        self.write_transactions += 1
+
+    def load_active(self) -> list[JobRecord]:
+        active = [row.copy() for row in self._rows.values() if row.active]
+        return sorted(active, key=lambda job: job.seq)
+
+    def load_finished_since(self, since: float) -> list[JobRecord]:
+        return [
+            row.copy()
+            for row in self._rows.values()
+            if not row.active and row.finished_at is not None and row.finished_at >= since
+        ]
+
+    def get(self, job_id: str) -> JobRecord | None:
+        row = self._rows.get(job_id)
+        return None if row is None else row.copy()
+
+    def query(
+        self,
+        *,
+        name: str | None = None,
+        status: JobStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobRecord]:
+        rows = [
+            row
+            for row in self._rows.values()
+            if (name is None or row.name == name) and (status is None or row.status == status)
+        ]
+        rows.sort(key=lambda job: (job.created_at, job.seq), reverse=True)
+        return [row.copy() for row in rows[offset : offset + limit]]
+
+    def max_seq(self) -> int:
+        return max((row.seq for row in self._rows.values()), default=0)

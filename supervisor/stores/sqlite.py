@@ -1,0 +1,228 @@
+"""The default store: one SQLite file (stdlib ``sqlite3``), WAL, versioned schema.
+
+Durability: every ``write`` is one ``BEGIN IMMEDIATE ... COMMIT``. In WAL mode with
+``synchronous=NORMAL`` (the default) a committed transaction survives the supervisor
+being killed at any instant; ``sqlite_synchronous = "full"`` also makes it survive
+power loss, at the price of an fsync per commit (docs/persistence.md).
+
+Payloads (``data``, ``result``, ``progress_data``, ``error``) are stored as msgpack, the
+wire format they arrive in, so binary values round-trip exactly.
+
+Schema versions live in ``PRAGMA user_version``; ``MIGRATIONS[n]`` takes a database
+from version n to n+1, so a file made by any older jobvisor opens and is upgraded in
+place, and a file from a newer one is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from protocol import DecodeError, pack, unpack
+from supervisor.errors import StoreError
+from supervisor.records import RECORD_FIELDS, JobRecord
+from supervisor.states import JobStatus, ProcessState
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    # 0 -> 1: the jobs table.
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        data BLOB,
+        status TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        node TEXT NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        process_state TEXT,
+        pid INTEGER,
+        pid_start_time REAL,
+        socket_path TEXT,
+        tcp_port INTEGER,
+        token_hash TEXT,
+        last_heartbeat REAL,
+        progress REAL,
+        progress_message TEXT,
+        progress_data BLOB,
+        result BLOB,
+        error BLOB,
+        run_at REAL,
+        started_at REAL,
+        finished_at REAL
+    );
+    CREATE INDEX jobs_status_seq ON jobs (status, seq);
+    CREATE INDEX jobs_name_status ON jobs (name, status);
+    CREATE INDEX jobs_created ON jobs (created_at);
+    CREATE INDEX jobs_finished ON jobs (finished_at);
+    """,
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+_PACKED: Final = frozenset({"data", "progress_data", "result", "error"})
+_COLUMNS: Final = ", ".join(RECORD_FIELDS)
+# Built from the fixed column list; every value is a bound parameter.
+_PLACEHOLDERS: Final = ", ".join("?" for _ in RECORD_FIELDS)
+_UPDATES: Final = ", ".join(f"{c} = excluded.{c}" for c in RECORD_FIELDS if c != "id")
+_UPSERT: Final = (
+    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({_PLACEHOLDERS}) "  # noqa: S608
+    f"ON CONFLICT (id) DO UPDATE SET {_UPDATES}"
+)
+_SOFT: Final = (
+    "UPDATE jobs SET last_heartbeat = ?, progress = ?, progress_message = ?, "
+    "progress_data = ? WHERE id = ?"
+)
+_ACTIVE = tuple(s.value for s in (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RUNNING))
+
+
+def _to_row(job: JobRecord) -> tuple[Any, ...]:
+    row = []
+    for name in RECORD_FIELDS:
+        value = getattr(job, name)
+        if name in _PACKED and value is not None:
+            value = pack(value)
+        row.append(value)
+    return tuple(row)
+
+
+def _from_row(row: Sequence[Any]) -> JobRecord:
+    values = dict(zip(RECORD_FIELDS, row, strict=True))
+    for name in _PACKED:
+        if values[name] is not None:
+            values[name] = unpack(values[name])
+    values["status"] = JobStatus(values["status"])
+    if values["process_state"] is not None:
+        values["process_state"] = ProcessState(values["process_state"])
+    return JobRecord(**values)
+
+
+class SqliteStore:
+    def __init__(self, settings: Any = None, *, path: str | Path | None = None) -> None:
+        if path is None:
+            path = settings.db_path
+        self.path = Path(path)
+        self.synchronous = getattr(settings, "sqlite_synchronous", "normal")
+        self._db: sqlite3.Connection | None = None
+        self.write_transactions = 0
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError(f"SQLite store {self.path} is not open")
+        return self._db
+
+    def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
+            )
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+            db.execute("PRAGMA foreign_keys = ON")
+            self._db = db
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from None
+
+    def _migrate(self) -> None:
+        db = self.db
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this jobvisor "
+                f"understands ({SCHEMA_VERSION}); upgrade jobvisor"
+            )
+        for target in range(version, SCHEMA_VERSION):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target + 1}")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def write(self, jobs: Sequence[JobRecord], soft: Sequence[JobRecord] = ()) -> None:
+        if not jobs and not soft:
+            return
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if jobs:
+                    db.executemany(_UPSERT, [_to_row(job) for job in jobs])
+                if soft:
+                    db.executemany(
+                        _SOFT,
+                        [
+                            (
+                                j.last_heartbeat,
+                                j.progress,
+                                j.progress_message,
+                                None if j.progress_data is None else pack(j.progress_data),
+                                j.id,
+                            )
+                            for j in soft
+                        ],
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: commit failed: {exc}") from None
+        self.write_transactions += 1
+
+    def _select(self, where: str, params: Sequence[Any]) -> list[JobRecord]:
+        try:
+            rows = self.db.execute(f"SELECT {_COLUMNS} FROM jobs {where}", params).fetchall()  # noqa: S608 - fixed column list
+            return [_from_row(row) for row in rows]
+        except (sqlite3.Error, DecodeError, ValueError) as exc:
+            raise StoreError(f"SQLite store {self.path}: read failed: {exc}") from None
+
+    def load_active(self) -> list[JobRecord]:
+        return self._select("WHERE status IN (?, ?, ?) ORDER BY seq", _ACTIVE)
+
+    def load_finished_since(self, since: float) -> list[JobRecord]:
+        return self._select("WHERE finished_at >= ? AND pid IS NOT NULL", (since,))
+
+    def get(self, job_id: str) -> JobRecord | None:
+        rows = self._select("WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def query(
+        self,
+        *,
+        name: str | None = None,
+        status: JobStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobRecord]:
+        clauses, params = [], []
+        if name is not None:
+            clauses.append("name = ?")
+            params.append(name)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status.value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self._select(
+            f"{where} ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+
+    def max_seq(self) -> int:
+        (value,) = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
+        return int(value)
