@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 from protocol import Completed, Failed, Heartbeat, Hello, Log, Progress, Started
-
 from tests.worker.fake_supervisor import FakeSupervisor
 
 
@@ -123,7 +122,7 @@ def test_cancel_sets_flag_and_runs_callbacks(fake, spawn, tmp_path: Path):
         ]
     }
     worker = spawn(fake)
-    fake.wait_for(lambda: (tmp_path / "ready").exists(), what="the worker to register callbacks")
+    fake.wait_for((tmp_path / "ready").exists, what="the worker to register callbacks")
     fake.send_cancel("user asked")
     assert worker.wait() == 0
     result = fake.messages("completed")[0].message

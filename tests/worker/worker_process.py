@@ -35,7 +35,8 @@ class WorkerProcess:
         full_env = fake.env(**(env or {}))
         if options is not None:
             full_env["JV_TEST_OPTIONS"] = json.dumps(options)
-        self._log = open(self.log_path, "wb") if stderr is None else None
+        # Closed in kill(), once the process is gone; the test reads the file meanwhile.
+        self._log = open(self.log_path, "wb") if stderr is None else None  # noqa: SIM115
         self.new_session = new_session
         self.proc = subprocess.Popen(
             [sys.executable, str(WORKERS / script)],

@@ -29,10 +29,10 @@ def wait_until(predicate: Any, timeout: float) -> None:
 def main(job: Job) -> Any:
     for op, *args in job.data["steps"]:
         if op == "progress":
-            percent, message, data = (args + [None, None])[:3]
+            percent, message, data = [*args, None, None][:3]
             job.progress(percent, message, **(data or {}))
         elif op == "log":
-            level, message, data = (args + [None])[:3]
+            level, message, data = [*args, None][:3]
             job.log(level, message, **(data or {}))
         elif op == "logs":  # many numbered logs
             level, prefix, count = args

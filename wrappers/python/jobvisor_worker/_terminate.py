@@ -86,7 +86,7 @@ def _reap_children() -> None:
 
 def _living_group_members(pgrp: int) -> list[int]:
     try:
-        names = os.listdir("/proc")  # noqa: PTH208 - names only; no Path objects needed
+        names = os.listdir("/proc")
     except OSError:
         return _living_group_members_psutil(pgrp)
     members = []
