@@ -370,3 +370,14 @@ def test_any_split_of_the_stream_gives_the_same_events(cuts: list[int]):
         events += session.receive_data(stream[pos : pos + size])
         pos += size
     assert [type(e) for e in events] == [Welcomed, CancelRequested, Acked]
+
+
+def test_progress_accepts_any_real_number():
+    """A Real that is not a float (Fraction, numpy scalars) is sent as a float."""
+    from fractions import Fraction
+
+    session = make()
+    session.progress(Fraction(1, 2))  # type: ignore[arg-type]
+    (_started, progress) = ready(session)
+    assert isinstance(progress, Progress)
+    assert progress.percent == 0.5

@@ -29,6 +29,7 @@ import os
 import time
 from collections.abc import Callable
 from enum import Enum
+from numbers import Real
 from typing import Any, Final
 
 import protocol
@@ -334,15 +335,17 @@ class Session:
 
     def progress(self, percent: float, message: str | None = None, data: Any = None) -> bool:
         """Queue a progress report; False (and nothing queued) once the job has an outcome."""
-        if isinstance(percent, bool) or not isinstance(percent, int | float):
+        value: object = percent  # checked at run time: callers pass anything
+        if isinstance(value, bool) or not isinstance(value, Real):  # numpy numbers too
             raise TypeError(f"percent must be a number, got {percent!r}")
-        if not 0 <= percent <= 100:  # NaN fails too
+        number = float(value)
+        if not 0 <= number <= 100:  # NaN fails too
             raise ValueError(f"percent must be from 0 to 100, got {percent!r}")
         if message is not None and not isinstance(message, str):
             raise TypeError(f"progress message must be a string, got {message!r}")
         frame = self._encode(
             Progress(
-                percent=float(percent),
+                percent=number,
                 message=message,
                 data=_no_empty_map(data),
                 ts=_now_ms(self._wall_clock),

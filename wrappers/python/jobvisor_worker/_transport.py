@@ -306,6 +306,7 @@ class Transport:
             self._write(now)
             if self._outbuf:
                 self._selector.select(deadline - now)
+                self._drain_wakeups()  # else a pending wakeup byte would make this spin
 
     def _shutdown(self) -> None:
         self._closing = True
