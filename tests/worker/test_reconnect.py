@@ -231,3 +231,23 @@ def test_stderr_write_errors_do_not_kill_the_worker(fake, spawn, tmp_path: Path,
     assert failed.message.error == "boom"  # type: ignore[attr-defined]
     fake.send_ack("failed")
     assert worker.wait() == 1
+
+
+def test_reconnect_over_tcp_comes_back_to_the_same_port(spawn, tmp_path: Path):
+    """Over loopback TCP the worker reconnects to the same port once it listens again."""
+    with FakeSupervisor(tcp=True) as fake:
+        fake.auto_ack = True
+        fake.data = {"steps": [["wait_file", str(tmp_path / "go")], ["return", "tcp"]]}
+        worker = spawn(fake)
+        fake.wait_message("started", conn=0)
+        port = fake.port
+        fake.go_down()
+        worker.wait_log("connection to the supervisor lost")
+        time.sleep(0.3)
+        reopened = fake.reopen_listener()
+        assert fake.port == port
+        hello = fake.wait_message("hello", conn=1)
+        assert hello.at - reopened < RECONNECT_BOUND
+        (tmp_path / "go").touch()
+        assert worker.wait() == 0
+        assert not fake.errors
