@@ -1,0 +1,108 @@
+"""A job's life end to end: HTTP in, a real worker process, progress, result, durability."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from supervisor.testing import wait_for
+
+
+def test_http_job_runs_worker_with_live_progress_and_stored_result(start, worker, tmp_path):
+    """A job submitted over HTTP runs a real worker whose progress shows while it runs."""
+    sv = start({"demo": worker()})
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    actions = [
+        ["progress", 50, "half way"],
+        ["touch", str(ready)],
+        ["wait_file", str(go)],
+        ["return", {"answer": 42}],
+    ]
+    job_id = sv.client.submit("demo", {"actions": actions})
+    wait_for(ready.exists, message="worker to report progress")
+    running = wait_for(lambda: (j := sv.client.get(job_id))["progress"]["percent"] == 50 and j)
+    assert running["status"] == "running"
+    assert running["process_state"] == "running"
+    assert running["progress"]["message"] == "half way"
+    assert running["pid"] > 0
+    go.touch()
+    done = sv.wait(job_id)
+    assert done["status"] == "completed", done
+    assert done["result"] == {"answer": 42}
+    db = sqlite3.connect(sv.settings.db_path)
+    status, result = db.execute(
+        "SELECT status, result FROM jobs WHERE id = ?", (job_id,)
+    ).fetchone()
+    assert status == "completed" and result is not None
+
+
+def test_worker_gets_its_ack_only_after_the_outcome_is_committed(start, worker, tmp_path):
+    """When the worker's complete() returns (ack received), the store already has it."""
+    sv = start({"demo": worker()})
+    out = tmp_path / "seen.json"
+    job_id = sv.enqueue(
+        "demo", {"actions": [["complete_then_check", {"v": 1}, str(sv.settings.db_path), str(out)]]}
+    )
+    sv.wait(job_id)
+    wait_for(out.exists, message="worker to read the store after its ack")
+    assert json.loads(out.read_text()) == ["completed", 1]
+
+
+def test_job_log_has_worker_output_protocol_logs_and_attempt_notes(start, worker):
+    """The per-job log holds the worker's stdout/stderr, its log messages and our notes."""
+    sv = start({"demo": worker()})
+    job_id = sv.enqueue("demo", {"actions": [["log", "warn", "careful now"]]})
+    sv.wait(job_id)
+    text = wait_for(
+        lambda: (
+            (t := (sv.settings.log_dir / f"{job_id}.log").read_text())
+            and "exited with code 0" in t
+            and t
+        )
+    )
+    assert "[warn] careful now" in text
+    assert "attempt 1/3: starting" in text
+    assert "attempt 1 completed" in text
+
+
+def test_events_of_a_successful_job_in_order(start, worker):
+    """spawned, progress, log, completed and job.<name>.completed arrive in order."""
+    sv = start({"demo": worker()})
+    job_id = sv.enqueue("demo", {"actions": [["progress", 10, "a"], ["log", "info", "b"]]})
+    sv.wait(job_id)
+    names = wait_for(lambda: (n := sv.event_names(job_id)) and "job.demo.completed" in n and n)
+    assert names[0] == "job.external.spawned"
+    assert "job.external.progress" in names and "job.external.log" in names
+    assert names.index("job.completed") < names.index("job.demo.completed")
+
+
+def test_scheduled_job_waits_for_run_at(start, worker):
+    """A job with run_at in the future stays scheduled, then runs."""
+    import time
+
+    sv = start({"demo": worker()})
+    run_at = time.time() + 1.0
+    job_id = sv.client.submit("demo", {}, run_at=run_at)
+    assert sv.client.get(job_id)["status"] == "scheduled"
+    done = sv.wait(job_id)
+    assert done["status"] == "completed"
+    started = done["started_at"]
+    from supervisor.views import parse_time
+
+    assert parse_time(started) >= run_at - 0.05
+
+
+def test_python_api_enqueue_get_by_name_and_running_external(start, worker, tmp_path):
+    """get_by_name and get_running_external reflect the table."""
+    gate = tmp_path / "gate"
+    sv = start({"demo": worker()})
+    job_id = sv.enqueue("demo", {"actions": [["wait_file", str(gate)]]})
+    wait_for(lambda: sv.job(job_id)["process_state"] == "running")
+    running = sv.call(lambda: [j.id for j in sv.sup.get_running_external()])
+    assert running == [job_id]
+    gate.touch()
+    sv.wait(job_id)
+    completed = sv.call(lambda: [j.id for j in sv.sup.get_by_name("demo")])
+    assert completed == [job_id]
+    assert Path(sv.settings.log_dir).is_dir()

@@ -1,0 +1,61 @@
+"""A test worker driven by its job data: ``{"actions": [[verb, *args], ...]}``.
+
+Verbs: progress PCT MSG | log LEVEL MSG | sleep S | touch PATH (appends 'pid attempt time') | wait_file PATH |
+return VALUE | raise MSG | exit CODE (no outcome) | hang (heartbeats go on) |
+stop (SIGSTOP itself: silent, heartbeat thread included) |
+complete_then_check VALUE DB OUT (complete, and once acked read our row from the store).
+Without a final verb the job completes with {"ok": true}.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from jobvisor_worker import Job, run_job
+
+
+def main(job: Job) -> object:
+    for verb, *args in (job.data or {}).get("actions", []):
+        if verb == "progress":
+            job.progress(args[0], args[1] if len(args) > 1 else None)
+        elif verb == "log":
+            job.log(args[0], args[1])
+        elif verb == "sleep":
+            time.sleep(args[0])
+        elif verb == "touch":
+            with open(args[0], "a") as stamp:
+                stamp.write(f"{os.getpid()} {job.attempt} {time.time()}\n")
+        elif verb == "wait_file":
+            deadline = time.time() + 60
+            while not os.path.exists(args[0]) and time.time() < deadline:
+                time.sleep(0.01)
+        elif verb == "return":
+            return args[0]
+        elif verb == "raise":
+            raise RuntimeError(args[0])
+        elif verb == "exit":
+            sys.stdout.flush()
+            os._exit(args[0])
+        elif verb == "hang":
+            while True:
+                time.sleep(1)
+        elif verb == "stop":
+            os.kill(os.getpid(), signal.SIGSTOP)
+        elif verb == "complete_then_check":
+            value, db, out = args
+            job.complete(value)  # returns only after the ack
+            row = (
+                sqlite3.connect(db)
+                .execute("SELECT status, result IS NOT NULL FROM jobs WHERE id = ?", (job.id,))
+                .fetchone()
+            )
+            Path(out).write_text(json.dumps(row))
+            return value
+    return {"ok": True}
+
+
+run_job(main)
