@@ -57,7 +57,7 @@ def make_settings(
 
 
 def wait_for(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float = 20.0,
     interval: float = 0.02,
     message: str = "condition",
@@ -141,12 +141,15 @@ class SupervisorThread:
         return self.call(snapshot)
 
     def wait(self, job_id: str, *statuses: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Poll until the job reaches one of ``statuses`` (default: any final one)."""
         wanted = set(statuses or ("completed", "failed", "cancelled"))
+
+        def reached() -> dict[str, Any] | None:
+            job = self.job(job_id)
+            return job if job["status"] in wanted else None
+
         return wait_for(
-            lambda: (j := self.job(job_id))["status"] in wanted and j,
-            timeout,
-            0.05,
-            f"job {job_id} to become {'/'.join(sorted(wanted))}",
+            reached, timeout, 0.05, f"job {job_id} to become {'/'.join(sorted(wanted))}"
         )
 
     def stop(self) -> None:
