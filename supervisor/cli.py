@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from supervisor.client import TERMINAL, Client, ClientError
+from supervisor.config import override_http
 from supervisor.errors import ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_UNREACHABLE, EXIT_CONFIG = 0, 1, 2, 3, 4, 5
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the supervisor in the foreground")
     serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    serve.add_argument(
+        "--http", metavar="HOST:PORT", help='override the config\'s http address ("" disables HTTP)'
+    )
 
     submit = sub.add_parser("submit", help="submit a job")
     submit.add_argument("name", help="job kind, a [jobs.NAME] of the config")
@@ -120,7 +124,10 @@ def _serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return run(_settings(args))
+    settings = _settings(args)
+    if args.http is not None:
+        settings = override_http(settings, args.http)
+    return run(settings)
 
 
 def _parse_data(text: str) -> Any:

@@ -16,7 +16,7 @@ import socket
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -288,6 +288,20 @@ def _resolve(model: ConfigModel, base: Path, source: str) -> Settings:
         jobs=jobs,
         source=source,
     )
+
+
+def override_http(settings: Settings, value: str) -> Settings:
+    """``settings`` with another HTTP address (the ``serve --http`` option)."""
+
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(f"--http: {message}")
+
+    if not value:
+        return replace(settings, http_host=None, http_port=0)
+    host, port = _parse_http(value, fail)
+    if not _is_loopback(host) and not settings.auth_token:
+        raise fail("http", f"binding {host} (not loopback) requires auth_token")
+    return replace(settings, http_host=host, http_port=port)
 
 
 def _parse_http(value: str, fail: Any) -> tuple[str, int]:
