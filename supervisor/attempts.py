@@ -26,7 +26,7 @@ class Attempt:
     number: int
     endpoint: Endpoint
     token_hash: str
-    proc: ProcessHandle | None = None  # None: adopted with an unknown PID, until its hello
+    proc: ProcessHandle | None = None  # None only until the worker is spawned
     listener: JobListener | None = None
     conn: WorkerConn | None = None  # the welcomed connection, if any
     last_seen: float = 0.0  # monotonic time of the last message from the worker

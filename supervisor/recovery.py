@@ -12,9 +12,10 @@ never runs beside it.
 
 Two rarer cases are handled too. A job marked running whose PID was never committed
 (the supervisor died between committing the start and committing the spawn) is looked
-up by its JOBVISOR_JOB_ID environment variable, or waited for on its endpoint: its hello
-carries its PID. A job whose outcome was committed but whose worker may never have got
-the ack is re-opened as well, so the worker can resend its outcome, get its ack and exit.
+up by its JOBVISOR_JOB_ID environment variable: found, it is adopted like any other;
+not found, it never started and is lost. A job whose outcome was committed but whose
+worker may never have got the ack is re-opened as well, so the worker can resend its
+outcome, get its ack and exit.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import psutil
 
 from supervisor.attempts import Attempt
 from supervisor.endpoints import clean_stale_sockets
-from supervisor.procs import ProcessHandle, start_time
+from supervisor.procs import ProcessHandle
 from supervisor.records import JobKind, JobRecord
 from supervisor.states import JobStatus, ProcessState
 
@@ -80,18 +81,19 @@ def _recover_running(runner: Runner, job: JobRecord) -> None:
         reason = "the stored attempt has no endpoint or token"
     elif job.pid is not None and proc is None:
         reason = f"worker process {job.pid} is gone"
+    elif proc is None:
+        reason = "its worker never started (the supervisor stopped while starting it)"
     elif age >= window:
         reason = f"last heard from {age:.0f} s ago, beyond the workers' {window:g} s give-up window"
     if reason is None:
-        assert kind is not None
+        assert kind is not None and proc is not None
         attempt = runner.adopt(job, kind, proc)
         if attempt.listener is not None:
             runner.table.set_process_state(job, ProcessState.ORPHANED)
             _arm_orphan_window(runner, attempt)
-            pid_text = f"pid {proc.pid}" if proc is not None else "pid not yet known"
             runner.log_line(
                 job,
-                f"supervisor restarted: waiting for the worker ({pid_text}) on {attempt.endpoint}",
+                f"supervisor restarted: waiting for worker {job.pid} on {attempt.endpoint}",
             )
             return
         reason = f"cannot re-open {attempt.endpoint} for the worker"
@@ -153,20 +155,6 @@ def _recover_finished(runner: Runner, job: JobRecord) -> None:
     else:
         runner.table.set_process_state(job, ProcessState.ORPHANED)
         _arm_orphan_window(runner, attempt)
-
-
-def adopt_by_hello(runner: Runner, attempt: Attempt, pid: int) -> None:
-    """An adopted attempt whose PID we never knew says hello: watch its process group."""
-    try:
-        leader = os.getpgid(pid)
-    except OSError:
-        leader = pid
-    proc = ProcessHandle.adopt(leader, start_time(leader))
-    if proc is None:
-        return
-    attempt.proc = proc
-    runner.table.update(attempt.job, pid=proc.pid, pid_start_time=proc.start_time)
-    runner._watch_process(attempt)
 
 
 def find_worker(job_id: str) -> ProcessHandle | None:

@@ -47,7 +47,7 @@ from protocol import (
     Started,
     Welcome,
 )
-from supervisor import joblogs, recovery
+from supervisor import faults, joblogs, recovery
 from supervisor.attempts import Attempt
 from supervisor.channels import JobListener, WorkerConn
 from supervisor.endpoints import (
@@ -176,6 +176,7 @@ class Runner:
         if not ready:
             return
         self.sup.commit()  # the intent is durable before any process exists
+        faults.reached("start")
         for attempt, token in ready:
             self._spawn(attempt, token)
 
@@ -230,6 +231,7 @@ class Runner:
             attempt.outcome = "failed"
             self._end(attempt)
             return
+        faults.reached("spawn")
         attempt.proc = proc
         self.table.update(job, pid=proc.pid, pid_start_time=proc.start_time)
         self._watch_process(attempt)
@@ -320,8 +322,6 @@ class Runner:
             return None
         self.loop.cancel_timer(("hello", conn.id))
         job = attempt.job
-        if attempt.proc is None:
-            recovery.adopt_by_hello(self, attempt, hello.pid)
         old = attempt.conn
         if old is not None and old is not conn:
             old.attempt = None
@@ -416,6 +416,7 @@ class Runner:
             )
         # A duplicate (a resend after a reconnect) is acked again: idempotent.
         conn.send(Ack(of=message.TYPE))
+        self.loop.after_commit(lambda: faults.reached("outcome"))
 
     def on_worker_closed(self, conn: WorkerConn) -> None:
         self.loop.cancel_timer(("hello", conn.id))
@@ -496,8 +497,7 @@ class Runner:
             self._signal(attempt, signal.SIGTERM)
 
     def _signal(self, attempt: Attempt, sig: int) -> None:
-        if attempt.proc is None:  # an adopted worker whose PID we never learned
-            self._end_without_process(attempt)
+        if attempt.proc is None:  # not spawned yet: nothing to signal
             return
         attempt.proc.signal_group(sig)
         if sig == signal.SIGTERM:
@@ -534,19 +534,6 @@ class Runner:
             with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
         self.log_line(job, f"attempt {attempt.number}: worker {describe_exit(proc.returncode)}")
-        self._end(attempt)
-
-    def _end_without_process(self, attempt: Attempt) -> None:
-        job = attempt.job
-        if attempt.outcome is None and job.status is JobStatus.RUNNING:
-            attempt.outcome = "failed"
-            self.sup.attempt_failed(
-                job,
-                {
-                    "message": attempt.kill_reason or "worker lost",
-                    "reason": attempt.kill_code or "lost",
-                },
-            )
         self._end(attempt)
 
     def _end(self, attempt: Attempt) -> None:
@@ -603,7 +590,7 @@ class Runner:
     def recover(self, running: list[JobRecord], finished: list[JobRecord]) -> None:
         recovery.recover(self, running, finished)
 
-    def adopt(self, job: JobRecord, kind: JobKind, proc: ProcessHandle | None) -> Attempt:
+    def adopt(self, job: JobRecord, kind: JobKind, proc: ProcessHandle) -> Attempt:
         """Re-attach an attempt that a previous supervisor started (see ``recovery``)."""
         assert job.token_hash is not None
         endpoint = (
@@ -630,12 +617,8 @@ class Runner:
             attempt.listener = JobListener(
                 self.loop, sock, job.id, self, self.settings.max_frame_size
             )
-        if proc is not None:
-            self._watch_process(attempt)
+        self._watch_process(attempt)
         return attempt
 
     def stop_attempt(self, attempt: Attempt, reason: str, code: str) -> None:
         self._stop(attempt, reason, code)
-
-    def end_without_process(self, attempt: Attempt) -> None:
-        self._end_without_process(attempt)

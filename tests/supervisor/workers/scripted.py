@@ -4,6 +4,8 @@ Verbs: progress PCT MSG | log LEVEL MSG | sleep S | touch PATH (appends 'pid att
 return VALUE | raise MSG | exit CODE (no outcome) | hang (heartbeats go on) |
 stop (SIGSTOP itself: silent, heartbeat thread included) |
 complete_then_check VALUE DB OUT (complete, and once acked read our row from the store).
+spew MEGABYTES (print that much to stdout) | ledger PATH (append "job pid attempt") |
+on_attempt N VERB ARGS... (run the action only on attempt N).
 Without a final verb the job completes with {"ok": true}.
 """
 
@@ -19,7 +21,12 @@ from jobvisor_worker import Job, run_job
 
 
 def main(job: Job) -> object:
-    for verb, *args in (job.data or {}).get("actions", []):
+    for action in (job.data or {}).get("actions", []):
+        verb, *args = action
+        if verb == "on_attempt":
+            if job.attempt != args[0]:
+                continue
+            verb, *args = args[1:]
         if verb == "progress":
             job.progress(args[0], args[1] if len(args) > 1 else None)
         elif verb == "log":
@@ -33,6 +40,14 @@ def main(job: Job) -> object:
             deadline = time.time() + 60
             while not os.path.exists(args[0]) and time.time() < deadline:
                 time.sleep(0.01)
+        elif verb == "spew":
+            line = "x" * 1023 + "\n"
+            for _ in range(args[0] * 1024):
+                sys.stdout.write(line)
+            sys.stdout.flush()
+        elif verb == "ledger":
+            with open(args[0], "a") as ledger:
+                ledger.write(f"{job.id} {os.getpid()} {job.attempt}\n")
         elif verb == "return":
             return args[0]
         elif verb == "raise":

@@ -1,0 +1,27 @@
+"""Fault injection: die by SIGKILL at a named point, so tests can crash us precisely.
+
+``JOBVISOR_CRASH_AT="point"`` (or ``"point:n"`` for the n-th time) makes the supervisor
+kill itself with SIGKILL when it reaches ``point``; unset, ``reached`` is one comparison.
+Points: ``start`` (a batch of attempts committed, workers not spawned yet), ``spawn``
+(a worker spawned, its PID not committed), ``outcome`` (an outcome committed, its ack
+not sent). The crash tests in tests/supervisor/test_chaos.py use all three.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+_SPEC = os.environ.get("JOBVISOR_CRASH_AT", "")
+_POINT, _, _NTH = _SPEC.partition(":")
+_WANTED = int(_NTH) if _NTH.isdigit() else 1
+_seen = 0
+
+
+def reached(point: str) -> None:
+    global _seen
+    if point != _POINT:
+        return
+    _seen += 1
+    if _seen == _WANTED:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,77 @@
+"""Chaos: kill -9 the supervisor again and again, at chosen and random moments.
+
+Every job must end exactly once with its own result: none lost, none run to the end
+twice. The ledger file records each time a worker actually did a job's work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from supervisor.testing import ServerProcess, live_workers, wait_for
+from tests.supervisor.test_restart import write_config
+
+log = logging.getLogger(__name__)
+
+
+def test_thirty_jobs_survive_five_kills_at_any_moment(tmp_path: Path, marker: str):
+    """32 jobs, five kill -9s (mid-start, mid-spawn, mid-ack, two at random): all exactly once."""
+    rng = random.Random(20261125)
+    config = write_config(tmp_path, marker, concurrency=8)
+    ledger = tmp_path / "ledger"
+    count = 32
+    began = time.monotonic()
+
+    server = ServerProcess(config).start()
+    ids = []
+    for i in range(count):
+        actions = [
+            ["progress", 20, "working"],
+            ["sleep", round(rng.uniform(0.1, 0.6), 3)],
+            ["ledger", str(ledger)],
+            ["return", {"i": i}],
+        ]
+        ids.append(server.client.submit("demo", {"actions": actions}))
+    time.sleep(rng.uniform(0.1, 0.4))
+    server.kill()  # 1: at a random moment, jobs starting and running
+
+    for point in ("start:2", "spawn:3", "outcome:2"):  # 2-4: at the worst moments
+        crashed = subprocess.run(
+            [sys.executable, "-m", "supervisor", "--config", str(config), "serve"],
+            env={**os.environ, "JOBVISOR_CRASH_AT": point},
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+        log.warning("supervisor crashed itself at %s", point)
+
+    server = ServerProcess(config).start()
+    time.sleep(rng.uniform(0.2, 0.8))
+    server.kill()  # 5: random again
+
+    server = ServerProcess(config).start()
+    try:
+        results = {job_id: server.client.wait(job_id, timeout=60) for job_id in ids}
+        elapsed = time.monotonic() - began
+        log.warning("chaos: %d jobs done in %.1f s across 5 kills", count, elapsed)
+        for i, job_id in enumerate(ids):
+            job = results[job_id]
+            assert job["status"] == "completed", job
+            assert job["result"] == {"i": i}
+        done = Counter(line.split()[0] for line in ledger.read_text().splitlines())
+        twice = {job_id: n for job_id, n in done.items() if n != 1}
+        assert not twice, f"work done more than once: {twice}"
+        assert set(done) == set(ids)
+        wait_for(lambda: not list(live_workers(marker)), timeout=20, message="every worker to exit")
+        assert elapsed < 60
+    finally:
+        server.kill()
