@@ -118,7 +118,7 @@ class JobTable:
 
     def set_process_state(self, job: JobRecord, new: ProcessState, **changes: Any) -> None:
         old = job.process_state
-        if old is not new and not process_allowed(old, new):
+        if not process_allowed(old, new):  # self-moves too: only where the table lists them
             raise IllegalTransition(f"job {job.id}: illegal process state change {old} -> {new}")
         for name, value in changes.items():
             setattr(job, name, value)
