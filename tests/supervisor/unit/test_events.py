@@ -1,0 +1,143 @@
+"""EventBus (supervisor/events.py): wildcard subscriptions, isolation, the replay ring."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from supervisor.events import Event, EventBus
+
+NAMES = [
+    "job.external.spawned",
+    "job.x.completed",
+    "job.completed",
+    "job.resize.failed",
+    "workflow.step.started",
+]
+
+
+def received(bus: EventBus, pattern: str) -> list[str]:
+    seen: list[str] = []
+    bus.on(pattern, lambda event: seen.append(event.name))
+    for name in NAMES:
+        bus.emit(name, {}, time=0.0)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("*", NAMES),
+        ("job.*", NAMES[:4]),
+        ("job.*.completed", ["job.x.completed"]),
+        ("*.completed", ["job.x.completed", "job.completed"]),
+        ("job.completed", ["job.completed"]),
+        ("job.external.spawned", ["job.external.spawned"]),
+        ("job", []),
+        ("workflow.*", ["workflow.step.started"]),
+        ("job.*.failed", ["job.resize.failed"]),
+    ],
+)
+def test_patterns_match_names_with_star_spanning_dots(pattern, expected):
+    """``*`` matches any run of characters, dots included; other patterns match exactly."""
+    assert received(EventBus(), pattern) == expected
+
+
+def test_subscribers_get_the_event_with_data_time_and_channels():
+    """A subscriber is called with the Event emitted, fields intact."""
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.on("job.*", seen.append)
+    event = bus.emit("job.completed", {"id": "j1"}, time=12.5, channels=("job:j1",))
+    assert seen == [event]
+    assert (event.name, event.data, event.time, event.channels) == (
+        "job.completed",
+        {"id": "j1"},
+        12.5,
+        ("job:j1",),
+    )
+
+
+def test_unsubscribe_function_stops_delivery_to_that_subscriber_only():
+    """The function returned by on() unsubscribes exactly that subscription."""
+    bus = EventBus()
+    first: list[str] = []
+    second: list[str] = []
+    off = bus.on("job.*", lambda e: first.append(e.name))
+    bus.on("job.*", lambda e: second.append(e.name))
+    bus.emit("job.completed", {}, time=0.0)
+    off()
+    off()  # twice is harmless
+    bus.emit("job.failed", {}, time=0.0)
+    assert first == ["job.completed"]
+    assert second == ["job.completed", "job.failed"]
+
+
+def test_same_callback_subscribed_twice_is_called_twice_until_one_unsubscribes():
+    """Each on() is its own subscription, even for the same callback."""
+    bus = EventBus()
+    seen: list[str] = []
+    off = bus.on("*", lambda e: seen.append(e.name))
+    bus.on("job.*", lambda e: seen.append(e.name))
+    bus.emit("job.stale", {}, time=0.0)
+    off()
+    bus.emit("job.lost", {}, time=0.0)
+    assert seen == ["job.stale", "job.stale", "job.lost"]
+
+
+def test_wants_tells_whether_anyone_listens():
+    """wants(name) is true iff some pattern matches, and follows (un)subscriptions."""
+    bus = EventBus()
+    assert not bus.wants("job.completed")
+    off = bus.on("job.*", lambda e: None)
+    assert bus.wants("job.completed")
+    assert not bus.wants("workflow.started")
+    off()
+    assert not bus.wants("job.completed")
+
+
+def test_a_raising_subscriber_does_not_stop_the_others(caplog):
+    """A subscriber's exception is logged; later subscribers still get the event."""
+    bus = EventBus()
+    seen: list[str] = []
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("subscriber bug")
+
+    bus.on("job.*", lambda e: seen.append("before"))
+    bus.on("job.*", broken)
+    bus.on("job.*", lambda e: seen.append("after"))
+    with caplog.at_level(logging.ERROR, logger="supervisor.events"):
+        event = bus.emit("job.completed", {}, time=0.0)
+    assert seen == ["before", "after"]
+    assert bus.last_id == event.id
+    assert any("job.completed" in r.getMessage() for r in caplog.records)
+
+
+def test_ids_increase_and_last_id_follows():
+    """Every event gets the next id, starting at 1, listened to or not."""
+    bus = EventBus()
+    ids = [bus.emit(f"e{i}", {}, time=0.0).id for i in range(5)]
+    assert ids == [1, 2, 3, 4, 5]
+    assert bus.last_id == 5
+
+
+def test_recent_ring_keeps_only_the_last_events():
+    """The replay ring holds the newest ``history`` events, oldest dropped first."""
+    bus = EventBus(history=3)
+    for i in range(10):
+        bus.emit(f"e{i}", {"i": i}, time=float(i))
+    assert [e.id for e in bus.recent] == [8, 9, 10]
+    assert [e.name for e in bus.recent] == ["e7", "e8", "e9"]
+
+
+def test_a_subscriber_added_later_sees_only_later_events():
+    """Subscribing after an emit does not replay it (the ring is for streaming clients)."""
+    bus = EventBus()
+    bus.emit("job.completed", {}, time=0.0)
+    bus.emit("job.completed", {}, time=0.0)  # fills the match cache for this name
+    seen: list[int] = []
+    bus.on("job.*", lambda e: seen.append(e.id))
+    bus.emit("job.completed", {}, time=0.0)
+    assert seen == [3]
