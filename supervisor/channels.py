@@ -21,6 +21,7 @@ from protocol import Decoder, Error, ErrorCode, Message, ProtocolError, encode
 if TYPE_CHECKING:
     from supervisor.attempts import Attempt
     from supervisor.loop import Loop
+    from supervisor.metrics import Counters
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ _conn_ids = itertools.count(1)
 
 
 class Owner(Protocol):
+    counters: Counters
+
     def on_worker_messages(self, conn: WorkerConn, messages: list[Message]) -> None: ...
     def on_worker_closed(self, conn: WorkerConn) -> None: ...
     def on_worker_accepted(self, conn: WorkerConn) -> None: ...
@@ -89,6 +92,7 @@ class WorkerConn:
         if not data:
             self.close("closed by the worker")
             return
+        self.owner.counters.worker_bytes += len(data)
         self.receive(data)
 
     def receive(self, data: bytes) -> None:
@@ -156,6 +160,7 @@ class WorkerConn:
 
     def reject(self, code: str, message: str) -> None:
         """Send an ``error`` frame now (it reports no state) and close."""
+        self.owner.counters.protocol_errors += 1
         log.warning("job %s: closing worker connection: %s: %s", self.job_id, code, message)
         if not self.closed:
             with contextlib.suppress(OSError):

@@ -34,6 +34,7 @@ from supervisor.errors import (
 )
 from supervisor.events import EventBus
 from supervisor.loop import Loop
+from supervisor.metrics import Counters
 from supervisor.records import JobKind, JobRecord, new_job_id
 from supervisor.runner import Runner
 from supervisor.states import ACTIVE, JobStatus
@@ -60,6 +61,7 @@ class Supervisor:
         self.table = JobTable()
         self.events = EventBus()
         self.kinds: dict[str, JobKind] = dict(settings.jobs)
+        self.counters = Counters()
         self.runner = Runner(self)
         self.loop.commit = self._commit
         self.loop.busy = lambda: self.table.has_hard_changes
@@ -202,6 +204,7 @@ class Supervisor:
             self.loop.cancel_timer(("run", job.id))
         if previous is JobStatus.RUNNING:
             self.runner.cancel(job, reason)
+        self.counters.cancelled += 1
         self.emit("job.cancelled", job, reason=reason)
         self._forget_when_settled(job)
         return job
@@ -215,6 +218,7 @@ class Supervisor:
         self.table.set_status(
             job, JobStatus.COMPLETED, result=result, error=None, finished_at=self.clock.wall()
         )
+        self.counters.completed += 1
         self.emit("job.completed", job, result=result)
         self.emit(f"job.{job.name}.completed", job, result=result)
 
@@ -227,9 +231,11 @@ class Supervisor:
             run_at = self.clock.wall() + delay
             self.table.set_status(job, JobStatus.SCHEDULED, run_at=run_at, error=error)
             self._arm_run_at(job)
+            self.counters.retried += 1
             self.emit("job.retrying", job, error=error, run_at=run_at)
         else:
             self.table.set_status(job, JobStatus.FAILED, error=error, finished_at=self.clock.wall())
+            self.counters.failed += 1
             self.emit("job.failed", job, error=error)
             self.emit(f"job.{job.name}.failed", job, error=error)
 
@@ -344,6 +350,7 @@ class Supervisor:
         soft = table.take_soft() if self._flush_due else []
         try:
             self.store.write(hard, soft)
+            self.counters.commits += 1
         except StoreError:
             table.restore(hard, soft)
             log.critical(

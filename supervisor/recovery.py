@@ -110,6 +110,7 @@ def _declare_lost(
         attempt = runner.adopt(job, kind or _stub_kind(runner, job), proc)
         _lose(runner, attempt, reason)
         return
+    runner.sup.counters.lost += 1
     runner.sup.emit("job.lost", job, reason=reason)
     runner.log_line(job, f"supervisor restarted: worker lost: {reason}")
     if job.process_state is not ProcessState.EXITED:
@@ -119,6 +120,7 @@ def _declare_lost(
 
 def _lose(runner: Runner, attempt: Attempt, reason: str) -> None:
     job = attempt.job
+    runner.sup.counters.lost += 1
     runner.sup.emit("job.lost", job, reason=reason)
     runner.log_line(job, f"worker lost: {reason}")
     runner.stop_attempt(attempt, f"worker lost: {reason}", "lost")

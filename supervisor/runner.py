@@ -30,6 +30,7 @@ import secrets
 import signal
 from collections import Counter
 from collections.abc import Container
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from protocol import (
@@ -75,6 +76,14 @@ HANDSHAKE_TIMEOUT = 10.0
 POLL_INTERVAL = 0.5
 
 
+@dataclass(slots=True, eq=False)
+class _Watch:
+    """One watched process and the attempts it serves."""
+
+    handle: ProcessHandle
+    attempts: set[Attempt]
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -82,10 +91,12 @@ def hash_token(token: str) -> str:
 class Runner:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
+        self.counters = sup.counters
         self.loop = sup.loop
         self.table = sup.table
         self.settings = sup.settings
         self.attempts: dict[str, Attempt] = {}
+        self._watches: dict[int, _Watch] = {}  # by PID
         self.reservations = Reservations()
         self._busy: Counter[str] = Counter()
         self._detaching = False
@@ -240,29 +251,62 @@ class Runner:
             self.loop.call_later(
                 ("timeout", job.id), kind.timeout, lambda: self._timed_out(attempt)
             )
+        self.counters.spawned += 1
         self.sup.emit("job.external.spawned", job, pid=proc.pid, socket=attempt.endpoint.address)
 
     def _watch_process(self, attempt: Attempt) -> None:
+        """Notice the exit of the attempt's process: one pidfd per process, however many
+        attempts it serves (a load generator can hold thousands of jobs in one process)."""
         proc = attempt.proc
         assert proc is not None
+        watch = self._watches.get(proc.pid)
+        if watch is not None and watch.handle.start_time == proc.start_time:
+            if proc is not watch.handle:
+                proc.close()
+                attempt.proc = watch.handle
+            watch.attempts.add(attempt)
+            return
+        watch = _Watch(proc, {attempt})
+        self._watches[proc.pid] = watch
         if proc.pidfd is not None:
-            self.loop.add_reader(proc.pidfd, lambda _mask: self._on_exit(attempt))
+            self.loop.add_reader(proc.pidfd, lambda _mask: self._process_exited(watch))
+        else:
+            self._poll(watch)
+
+    def _poll(self, watch: _Watch) -> None:
+        if self._watches.get(watch.handle.pid) is not watch:
+            return
+        if watch.handle.poll():
+            self._process_exited(watch)
         else:
             self.loop.call_later(
-                ("poll", attempt.job_id), POLL_INTERVAL, lambda: self._poll(attempt)
+                ("poll", watch.handle.pid), POLL_INTERVAL, lambda: self._poll(watch)
             )
 
-    def _poll(self, attempt: Attempt) -> None:
-        if attempt.proc is not None and attempt.proc.poll():
+    def _process_exited(self, watch: _Watch) -> None:
+        for attempt in list(watch.attempts):
             self._on_exit(attempt)
-        elif self.attempts.get(attempt.job_id) is attempt:
-            self.loop.call_later(
-                ("poll", attempt.job_id), POLL_INTERVAL, lambda: self._poll(attempt)
-            )
+
+    def _unwatch(self, attempt: Attempt) -> None:
+        proc = attempt.proc
+        if proc is None:
+            return
+        watch = self._watches.get(proc.pid)
+        if watch is None or attempt not in watch.attempts:
+            proc.close()
+            return
+        watch.attempts.discard(attempt)
+        if not watch.attempts:
+            del self._watches[proc.pid]
+            self.loop.cancel_timer(("poll", proc.pid))
+            if proc.pidfd is not None:
+                self.loop.remove(proc.pidfd)
+            proc.close()
 
     # --- the conversation -----------------------------------------------------------------
 
     def on_worker_accepted(self, conn: WorkerConn) -> None:
+        self.counters.worker_connections += 1
         self.loop.call_later(
             ("hello", conn.id),
             HANDSHAKE_TIMEOUT,
@@ -272,6 +316,7 @@ class Runner:
         )
 
     def on_worker_messages(self, conn: WorkerConn, messages: list[Message]) -> None:
+        self.counters.worker_messages += len(messages)
         attempt = conn.attempt
         for message in messages:
             if conn.closed:
@@ -334,6 +379,7 @@ class Runner:
             self.table.set_process_state(job, ProcessState.RUNNING)
         self.loop.cancel_timer(("orphan", job.id))
         if previous in (ProcessState.ORPHANED, ProcessState.RECONNECTING):
+            self.counters.reconnected += 1
             self.log_line(job, f"worker reconnected (pid {hello.pid})")
             self.sup.emit("job.reconnected", job, pid=hello.pid)
         attempt.last_seen = self.sup.clock.monotonic()
@@ -541,7 +587,7 @@ class Runner:
         job = attempt.job
         if self.attempts.get(job.id) is not attempt:
             return
-        for timer in ("watch", "timeout", "kill", "linger", "orphan", "poll"):
+        for timer in ("watch", "timeout", "kill", "linger", "orphan"):
             self.loop.cancel_timer((timer, job.id))
         self._release(attempt)
         if job.process_state is not ProcessState.EXITED:
@@ -562,10 +608,7 @@ class Runner:
             conn.attempt = None
             conn.flush()  # a pending ack still goes out
             conn.close("attempt ended")
-        if attempt.proc is not None:
-            if attempt.proc.pidfd is not None:
-                self.loop.remove(attempt.proc.pidfd)
-            attempt.proc.close()
+        self._unwatch(attempt)
         if attempt.endpoint.path is not None:
             remove_socket_file(attempt.endpoint.path)
         self.reservations.release(attempt.endpoint, attempt.job_id)
@@ -579,10 +622,7 @@ class Runner:
             if attempt.conn is not None:
                 attempt.conn.flush()
                 attempt.conn.close("supervisor stopping")
-            if attempt.proc is not None:
-                if attempt.proc.pidfd is not None:
-                    self.loop.remove(attempt.proc.pidfd)
-                attempt.proc.close()
+            self._unwatch(attempt)
         self.attempts.clear()
 
     # --- restarts -------------------------------------------------------------------------

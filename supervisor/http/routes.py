@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from supervisor import joblogs
 from supervisor.errors import BadRequest, JobNotFound, JobvisorError
+from supervisor.metrics import render as render_metrics
 from supervisor.states import JobStatus
 from supervisor.views import job_json, parse_time
 
@@ -184,6 +185,12 @@ def healthz(sup: Supervisor, request: Request, params: dict[str, str]) -> Respon
             "store": sup.settings.store,
         },
     )
+
+
+@route("/metrics", "GET")
+def metrics(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
+    body = render_metrics(sup).encode()
+    return Response(200, body, "text/plain; version=0.0.4; charset=utf-8")
 
 
 @route("/jobs", "POST")

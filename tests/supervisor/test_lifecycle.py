@@ -106,3 +106,24 @@ def test_python_api_enqueue_get_by_name_and_running_external(start, worker, tmp_
     completed = sv.call(lambda: [j.id for j in sv.sup.get_by_name("demo")])
     assert completed == [job_id]
     assert Path(sv.settings.log_dir).is_dir()
+
+
+def test_metrics_count_jobs_and_messages_in_prometheus_format(start, worker):
+    """GET /metrics serves counters and gauges in the Prometheus text format."""
+    import urllib.request
+
+    sv = start({"demo": worker()})
+    sv.wait(sv.enqueue("demo", {"actions": [["progress", 5, "a"], ["log", "info", "b"]]}))
+    with urllib.request.urlopen(sv.http.url + "/metrics", timeout=10) as response:
+        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values["jobvisor_completed_total"] == 1
+    assert values["jobvisor_spawned_total"] == 1
+    assert values["jobvisor_worker_messages_total"] >= 4  # hello, started, progress, log, ...
+    assert values['jobvisor_jobs{status="running"}'] == 0
+    assert "# TYPE jobvisor_commits_total counter" in text
