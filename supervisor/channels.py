@@ -30,6 +30,7 @@ RECV_SIZE = 256 * 1024
 # cap what we hold for it rather than grow without bound.
 MAX_OUTBUF = 1 << 20
 MAX_PENDING_HANDSHAKES = 8
+ACCEPT_BACKOFF = 0.1
 _conn_ids = itertools.count(1)
 
 
@@ -204,7 +205,13 @@ class JobListener:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                log.warning("job %s: accept failed: %s", self.job_id, exc)
+                # EMFILE/ENFILE/ENOBUFS: the connection waits in the backlog. Stop
+                # listening for a moment instead of spinning on a readable socket.
+                log.warning(
+                    "job %s: accept failed: %s; retrying in %g s", self.job_id, exc, ACCEPT_BACKOFF
+                )
+                self.loop.remove(self.sock)
+                self.loop.call_later(("accept", id(self)), ACCEPT_BACKOFF, self._resume)
                 return
             sock.setblocking(False)
             conn = WorkerConn(self.loop, sock, self, self.owner, self.max_frame)
@@ -214,7 +221,12 @@ class JobListener:
             self.pending.add(conn)
             self.owner.on_worker_accepted(conn)
 
+    def _resume(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.add_reader(self.sock, self._on_accept)
+
     def close(self) -> None:
+        self.loop.cancel_timer(("accept", id(self)))
         self.loop.remove(self.sock)
         with contextlib.suppress(OSError):
             self.sock.close()

@@ -9,6 +9,7 @@ running; they re-attach to the next supervisor that starts on the same state
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 import sys
 import threading
@@ -22,7 +23,21 @@ from supervisor.http.server import HttpServer
 log = logging.getLogger(__name__)
 
 
+def raise_fd_limit() -> int:
+    """Use the whole RLIMIT_NOFILE allowance: each connected job costs a descriptor or two."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            return hard
+        except (ValueError, OSError):
+            return soft
+    return soft
+
+
 def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
+    limit = raise_fd_limit()
+    log.info("file descriptor limit %d", limit)
     sup = Supervisor(settings)
     sup.open()
     http = None
