@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from protocol import pack
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Settings
 from supervisor.errors import (
@@ -44,6 +45,20 @@ from supervisor.table import JobTable
 log = logging.getLogger(__name__)
 
 MAX_DATA_BYTES = 1 << 20
+
+
+def _check_data(data: Any) -> None:
+    """Refuse a payload the store and the wire cannot carry, before it is accepted.
+
+    msgpack holds integers of at most 64 bits and no arbitrary Python objects; found
+    only at commit time, such a payload would fail the commit of everything else too.
+    """
+    try:
+        size = len(pack(data))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BadRequest(f"data cannot be stored as msgpack: {exc}") from None
+    if size > MAX_DATA_BYTES:
+        raise BadRequest(f"data is {size} bytes as msgpack; the limit is {MAX_DATA_BYTES}")
 
 
 class Supervisor:
@@ -133,6 +148,7 @@ class Supervisor:
             )
         if run_at is not None and (type(run_at) not in (int, float) or not math.isfinite(run_at)):
             raise BadRequest(f"run_at must be a time in seconds since the epoch, got {run_at!r}")
+        _check_data(data)
         self.runner.check_requested_endpoint(socket_path, tcp_port)
         now = self.clock.wall()
         scheduled = run_at is not None and run_at > now

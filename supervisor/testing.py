@@ -1,15 +1,13 @@
 """Test harnesses that ship with the package: a supervisor on a thread, one in a process.
 
-``SupervisorThread`` runs a real ``Supervisor`` (real sockets, real workers, a real
-store) on a background thread; the test thread talks to it with ``call``, which runs a
-function on the loop and returns once that iteration has committed. ``ServerProcess``
-runs ``jobvisor serve`` as a child process, for tests that kill it with SIGKILL.
-Both are used by jobvisor's own tests and are meant for applications' tests too.
+``SupervisorThread`` (from ``supervisor.embedded``) runs a real ``Supervisor`` (real
+sockets, real workers, a real store) on a background thread; ``ServerProcess`` runs
+``jobvisor serve`` as a child process, for tests that kill it with SIGKILL. Both are used
+by jobvisor's own tests and are meant for applications' tests too.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import os
 import signal
@@ -18,20 +16,26 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 
 from supervisor.client import Client
 from supervisor.config import Settings, settings_from_mapping
-from supervisor.core import Supervisor
-from supervisor.events import Event
-from supervisor.http.server import HttpServer
-from supervisor.views import job_json
+from supervisor.embedded import SupervisorThread, wait_for
 
-T = TypeVar("T")
+__all__ = [
+    "TEST_RUN_VAR",
+    "ServerProcess",
+    "SupervisorThread",
+    "kill_workers",
+    "live_workers",
+    "make_settings",
+    "short_socket_dir",
+    "wait_for",
+]
 TEST_RUN_VAR = "JOBVISOR_TEST_RUN"
 
 
@@ -54,114 +58,6 @@ def make_settings(
     }
     data.update(options)
     return settings_from_mapping(data, base_dir=state_dir, source="<test>")
-
-
-def wait_for(
-    predicate: Callable[[], T | None],
-    timeout: float = 20.0,
-    interval: float = 0.02,
-    message: str = "condition",
-) -> T:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
-
-
-class SupervisorThread:
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
-        self.settings = settings
-        self.sup = Supervisor(settings, **kwargs)
-        self.http: HttpServer | None = None
-        self.thread: threading.Thread | None = None
-        self.events: list[Event] = []
-        self._events_lock = threading.Lock()
-
-    def start(self) -> SupervisorThread:
-        self.sup.open()
-        self.sup.on("*", self._record)
-        if self.settings.http_host is not None:
-            self.http = HttpServer(self.sup, self.settings.http_host, self.settings.http_port)
-        self.thread = threading.Thread(
-            target=self.sup.serve_forever, name="jobvisor-loop", daemon=True
-        )
-        self.thread.start()
-        return self
-
-    def __enter__(self) -> SupervisorThread:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _record(self, event: Event) -> None:
-        with self._events_lock:
-            self.events.append(event)
-
-    def event_names(self, job_id: str | None = None) -> list[str]:
-        with self._events_lock:
-            return [e.name for e in self.events if job_id is None or e.data.get("id") == job_id]
-
-    @property
-    def client(self) -> Client:
-        assert self.http is not None, "HTTP is disabled in these settings"
-        return Client(self.http.url, self.settings.auth_token)
-
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn`` on the loop thread; return its result once it is committed."""
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:  # handed to the caller's thread
-                future.set_exception(exc)
-                return
-            self.sup.loop.after_commit(lambda: future.set_result(result))
-
-        self.sup.loop.call_threadsafe(run)
-        return future.result(timeout=30)
-
-    def enqueue(self, name: str, data: Any = None, **options: Any) -> str:
-        return self.call(lambda: self.sup.enqueue(name, data, **options).id)
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        """A snapshot of the job as the API shows it."""
-
-        def snapshot() -> dict[str, Any]:
-            job = self.sup.get(job_id)
-            assert job is not None, f"no job {job_id}"
-            return job_json(job)
-
-        return self.call(snapshot)
-
-    def wait(self, job_id: str, *statuses: str, timeout: float = 30.0) -> dict[str, Any]:
-        """Poll until the job reaches one of ``statuses`` (default: any final one)."""
-        wanted = set(statuses or ("completed", "failed", "cancelled"))
-
-        def reached() -> dict[str, Any] | None:
-            job = self.job(job_id)
-            return job if job["status"] in wanted else None
-
-        return wait_for(
-            reached, timeout, 0.05, f"job {job_id} to become {'/'.join(sorted(wanted))}"
-        )
-
-    def stop(self) -> None:
-        if self.thread is not None and self.thread.is_alive():
-            self.sup.loop.call_threadsafe(self.sup.loop.stop)
-            self.thread.join(timeout=30)
-        if self.http is not None:
-            self.http.close()
-            self.http = None
-        if self.thread is not None:
-            self.sup.close()
-            self.thread = None
 
 
 class ServerProcess:

@@ -40,7 +40,10 @@ class MemoryStore:
         return [
             row.copy()
             for row in self._rows.values()
-            if not row.active and row.finished_at is not None and row.finished_at >= since
+            if not row.active
+            and row.finished_at is not None
+            and row.finished_at >= since
+            and row.pid is not None  # as in SQLite: without a PID no process can live
         ]
 
     def get(self, job_id: str) -> JobRecord | None:

@@ -181,7 +181,9 @@ class SqliteStore:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, TypeError, ValueError, OverflowError) as exc:
+            # Encoding errors too (msgpack refuses an int over 64 bits, say): the
+            # interface promises StoreError, the one failure the supervisor stops on.
             raise StoreError(f"SQLite store {self.path}: commit failed: {exc}") from None
         self.write_transactions += 1
 
