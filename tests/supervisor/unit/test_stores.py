@@ -1,0 +1,541 @@
+"""Stores (supervisor/stores/): the same contract for memory and SQLite, then SQLite's own."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from supervisor.config import settings_from_mapping
+from supervisor.errors import BadRequest, ConfigError, StoreError
+from supervisor.records import JobRecord
+from supervisor.states import JobStatus, ProcessState
+from supervisor.stores import STORE_METHODS, MemoryStore, SqliteStore, Store, make_store
+from supervisor.stores.sqlite import SCHEMA_VERSION
+from tests.supervisor.unit.factories import make_job
+
+BINARY = bytes(range(256))
+
+
+def full_record() -> JobRecord:
+    """A job with every field set to something a lossy store would mangle."""
+    return make_job(
+        id="f" * 20,
+        name="résumé-kind",
+        data={
+            "bytes": BINARY,
+            "text": "naïve ☃ 日本語 \x00 nul",
+            "big": 2**63 - 1,
+            "small": -(2**63),
+            "unsigned": 2**64 - 1,
+            "float": 0.1,
+            "nested": [1, 2.5, None, True, False, {"k": b"\xff"}, []],
+            "": "empty key",
+        },
+        status=JobStatus.RUNNING,
+        seq=2**62,
+        created_at=1_700_000_000.123456,
+        node="nœud-1",
+        max_attempts=1000,
+        attempts=999,
+        process_state=ProcessState.RECONNECTING,
+        pid=2**31 - 1,
+        pid_start_time=1_699_999_999.75,
+        socket_path="/tmp/jv-x/0123abcd/ffffffffffffffffffff.sock",
+        tcp_port=65535,
+        token_hash="ab" * 32,
+        last_heartbeat=1_700_000_100.5,
+        progress=99.5,
+        progress_message="almost ✓",
+        progress_data={"frames": 10**12, "blob": b"\x00\x01"},
+        result=b"\x89PNG\r\n\x1a\n",
+        error={"message": "boom ☠", "stack": "Traceback...\n", "reason": "exit", "attempt": 3},
+        run_at=1_700_000_200.0,
+        started_at=1_700_000_050.25,
+        finished_at=1_700_000_300.0,
+    )
+
+
+def as_dict(job: JobRecord) -> dict[str, object]:
+    return dataclasses.asdict(job)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An open store of each kind, closed at teardown."""
+    opened: Store = (
+        MemoryStore() if request.param == "memory" else SqliteStore(path=tmp_path / "s" / "j.db")
+    )
+    opened.open()
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def sqlite_path(tmp_path: Path) -> Path:
+    return tmp_path / "jobs.db"
+
+
+def open_sqlite(path: Path) -> SqliteStore:
+    store = SqliteStore(path=path)
+    store.open()
+    return store
+
+
+# --- the shared contract -----------------------------------------------------------------
+
+
+def test_every_field_round_trips(store):
+    """A job written whole reads back equal in every field, payload types included."""
+    job = full_record()
+    store.write([job])
+    got = store.get(job.id)
+    assert got is not None and got is not job
+    assert as_dict(got) == as_dict(job)
+    assert type(got.status) is JobStatus and type(got.process_state) is ProcessState
+    assert type(got.data["bytes"]) is bytes and type(got.result) is bytes
+    assert type(got.data["nested"][5]["k"]) is bytes
+
+
+def test_a_record_with_only_required_fields_round_trips(store):
+    """None in every optional field stays None (not 0, not an empty string)."""
+    job = make_job(data=None)
+    store.write([job])
+    got = store.get(job.id)
+    assert got is not None
+    assert as_dict(got) == as_dict(job)
+    assert got.process_state is None and got.result is None and got.error is None
+
+
+def test_get_of_an_unknown_id_is_none(store):
+    """Asking for a job that was never written gives None."""
+    assert store.get("nope") is None
+
+
+def test_a_written_record_is_a_snapshot(store):
+    """Changing the in-memory record after write() does not change what is stored."""
+    job = make_job()
+    store.write([job])
+    job.status = JobStatus.RUNNING
+    job.attempts = 1
+    got = store.get(job.id)
+    assert got is not None
+    assert got.status is JobStatus.PENDING and got.attempts == 0
+
+
+def test_rewriting_a_job_replaces_its_row(store):
+    """Writing the same id again stores the newest state of every field."""
+    job = make_job()
+    store.write([job])
+    job.status = JobStatus.COMPLETED
+    job.result = {"ok": True}
+    job.finished_at = 1_700_000_500.0
+    store.write([job])
+    got = store.get(job.id)
+    assert got is not None and as_dict(got) == as_dict(job)
+    assert store.query() and len(store.query()) == 1
+
+
+def test_soft_writes_touch_only_heartbeat_and_progress(store):
+    """A soft write stores heartbeat and progress, and none of the job's other changes."""
+    job = make_job(status=JobStatus.RUNNING, attempts=1)
+    store.write([job])
+    job.last_heartbeat = 1_700_000_999.0
+    job.progress = 42.0
+    job.progress_message = "half-ish ½"
+    job.progress_data = {"raw": b"\x00"}
+    job.status = JobStatus.COMPLETED  # a hard change that is not committed
+    job.result = "not yet"
+    job.attempts = 2
+    store.write([], soft=[job])
+    got = store.get(job.id)
+    assert got is not None
+    assert (got.last_heartbeat, got.progress, got.progress_message, got.progress_data) == (
+        1_700_000_999.0,
+        42.0,
+        "half-ish ½",
+        {"raw": b"\x00"},
+    )
+    assert got.status is JobStatus.RUNNING and got.result is None and got.attempts == 1
+
+
+def test_a_soft_write_for_an_unwritten_job_creates_nothing(store):
+    """Heartbeats of a job whose row does not exist yet are dropped, not inserted."""
+    store.write([], soft=[make_job()])
+    assert store.query() == []
+    assert store.max_seq() == 0
+
+
+def test_hard_and_soft_in_one_write(store):
+    """One write() can carry whole rows and soft columns of other jobs together."""
+    a, b = make_job(), make_job(status=JobStatus.RUNNING)
+    store.write([b])
+    b.progress = 10.0
+    store.write([a], soft=[b])
+    got_a, got_b = store.get(a.id), store.get(b.id)
+    assert got_a is not None and got_b is not None and got_b.progress == 10.0
+
+
+def test_load_active_returns_unfinished_jobs_in_seq_order(store):
+    """load_active gives pending, scheduled and running jobs, by seq, whatever the write order."""
+    statuses = [
+        (5, JobStatus.RUNNING),
+        (2, JobStatus.COMPLETED),
+        (9, JobStatus.PENDING),
+        (1, JobStatus.SCHEDULED),
+        (7, JobStatus.FAILED),
+        (3, JobStatus.PENDING),
+        (4, JobStatus.CANCELLED),
+    ]
+    store.write([make_job(seq=seq, status=status) for seq, status in statuses])
+    active = store.load_active()
+    assert [(j.seq, j.status) for j in active] == [
+        (1, JobStatus.SCHEDULED),
+        (3, JobStatus.PENDING),
+        (5, JobStatus.RUNNING),
+        (9, JobStatus.PENDING),
+    ]
+
+
+def test_query_filters_pages_and_lists_newest_first(store):
+    """query() filters by name and status, pages with limit/offset, newest first."""
+    jobs = [
+        make_job(
+            name="even" if i % 2 == 0 else "odd",
+            status=JobStatus.COMPLETED if i % 3 == 0 else JobStatus.PENDING,
+            created_at=1_700_000_000.0 + i,
+            seq=100 + i,
+        )
+        for i in range(10)
+    ]
+    store.write(list(reversed(jobs)))
+    newest_first = list(reversed(jobs))
+
+    def ids(rows: list[JobRecord]) -> list[str]:
+        return [r.id for r in rows]
+
+    assert ids(store.query()) == ids(newest_first)
+    assert ids(store.query(name="even")) == ids([j for j in newest_first if j.name == "even"])
+    assert ids(store.query(status=JobStatus.COMPLETED)) == ids(
+        [j for j in newest_first if j.status is JobStatus.COMPLETED]
+    )
+    assert ids(store.query(name="odd", status=JobStatus.COMPLETED)) == ids(
+        [j for j in newest_first if j.name == "odd" and j.status is JobStatus.COMPLETED]
+    )
+    assert ids(store.query(limit=3)) == ids(newest_first[:3])
+    assert ids(store.query(limit=3, offset=3)) == ids(newest_first[3:6])
+    assert store.query(offset=10) == []
+    assert store.query(name="nobody") == []
+
+
+def test_query_breaks_created_at_ties_by_seq(store):
+    """Jobs created in the same instant list the later-enqueued one first."""
+    a, b = make_job(created_at=5.0, seq=1), make_job(created_at=5.0, seq=2)
+    store.write([a, b])
+    assert [r.id for r in store.query()] == [b.id, a.id]
+
+
+def test_load_finished_since_returns_recently_finished_jobs_with_a_process(store):
+    """Finished jobs from ``since`` on that had a worker PID come back; others do not."""
+    since = 1_700_000_000.0
+    recent = make_job(status=JobStatus.COMPLETED, finished_at=since + 1, pid=100)
+    exactly = make_job(status=JobStatus.CANCELLED, finished_at=since, pid=101)
+    old = make_job(status=JobStatus.FAILED, finished_at=since - 1, pid=102)
+    never_ran = make_job(status=JobStatus.CANCELLED, finished_at=since + 2, pid=None)
+    running = make_job(status=JobStatus.RUNNING, pid=103)
+    store.write([recent, exactly, old, never_ran, running])
+    got = sorted(j.id for j in store.load_finished_since(since))
+    assert got == sorted([recent.id, exactly.id])
+
+
+def test_max_seq_is_the_largest_seq_ever_written(store):
+    """max_seq is 0 for an empty store and the largest seq afterwards, finished jobs too."""
+    assert store.max_seq() == 0
+    store.write([make_job(seq=3), make_job(seq=12, status=JobStatus.COMPLETED), make_job(seq=7)])
+    assert store.max_seq() == 12
+
+
+# --- SQLite ------------------------------------------------------------------------------
+
+
+def test_sqlite_uses_wal_and_records_its_schema_version(sqlite_path):
+    """The database file is in WAL mode and PRAGMA user_version is the schema version."""
+    store = open_sqlite(sqlite_path)
+    try:
+        raw = sqlite3.connect(sqlite_path)
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        raw.close()
+    finally:
+        store.close()
+
+
+def test_sqlite_write_is_committed_when_it_returns(sqlite_path):
+    """Another connection sees a write as soon as write() returns."""
+    store = open_sqlite(sqlite_path)
+    try:
+        job = make_job(data={"x": 1})
+        store.write([job])
+        raw = sqlite3.connect(sqlite_path)
+        assert raw.execute("SELECT status FROM jobs WHERE id = ?", (job.id,)).fetchone() == (
+            "pending",
+        )
+        raw.close()
+    finally:
+        store.close()
+
+
+def test_sqlite_data_survives_reopening_the_file(sqlite_path):
+    """Rows written by one store are read back whole by a new store on the same file."""
+    first = open_sqlite(sqlite_path)
+    job = full_record()
+    first.write([job, make_job(seq=5)])
+    first.close()
+    second = open_sqlite(sqlite_path)
+    try:
+        got = second.get(job.id)
+        assert got is not None and as_dict(got) == as_dict(job)
+        assert second.max_seq() == job.seq
+        assert [j.id for j in second.load_active()][-1] == job.id
+    finally:
+        second.close()
+
+
+def test_sqlite_migrates_an_empty_version_zero_database(sqlite_path):
+    """A database with user_version 0 and no tables gets the current schema."""
+    raw = sqlite3.connect(sqlite_path)
+    raw.execute("VACUUM")  # a valid, empty database file
+    assert raw.execute("PRAGMA user_version").fetchone() == (0,)
+    raw.close()
+    store = open_sqlite(sqlite_path)
+    try:
+        store.write([make_job()])
+        assert len(store.query()) == 1
+        raw = sqlite3.connect(sqlite_path)
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        raw.close()
+    finally:
+        store.close()
+
+
+def test_sqlite_refuses_a_database_from_a_newer_version(sqlite_path):
+    """A file whose schema is newer than ours is refused, naming both versions, untouched."""
+    newer = SCHEMA_VERSION + 3
+    raw = sqlite3.connect(sqlite_path)
+    raw.execute(f"PRAGMA user_version = {newer}")
+    raw.close()
+    store = SqliteStore(path=sqlite_path)
+    with pytest.raises(StoreError) as info:
+        store.open()
+    store.close()
+    message = str(info.value)
+    assert str(sqlite_path) in message
+    assert f"schema version {newer}" in message and f"({SCHEMA_VERSION})" in message
+    raw = sqlite3.connect(sqlite_path)
+    assert raw.execute("PRAGMA user_version").fetchone() == (newer,)
+    assert raw.execute("SELECT name FROM sqlite_master").fetchall() == []
+    raw.close()
+
+
+def test_sqlite_refuses_a_file_that_is_not_a_database(sqlite_path):
+    """A garbage file gives a StoreError naming the file, not a raw sqlite3 error."""
+    sqlite_path.write_bytes(b"this is not an SQLite database, just text\n" * 100)
+    store = SqliteStore(path=sqlite_path)
+    with pytest.raises(StoreError, match=r"cannot open SQLite store .*not a database") as info:
+        store.open()
+    store.close()
+    assert str(sqlite_path) in str(info.value)
+
+
+def test_sqlite_creates_missing_parent_folders(tmp_path):
+    """db_path may point into folders that do not exist yet."""
+    path = tmp_path / "a" / "b" / "jobs.db"
+    store = open_sqlite(path)
+    store.close()
+    assert path.exists()
+
+
+def test_sqlite_payload_it_cannot_encode_fails_as_store_error_and_writes_nothing(sqlite_path):
+    """An unencodable payload (an int over 64 bits) is a StoreError; the batch rolls back."""
+    store = open_sqlite(sqlite_path)
+    try:
+        good, bad = make_job(), make_job(data={"n": 2**64})
+        with pytest.raises(StoreError, match="commit failed"):
+            store.write([good, bad])
+        assert store.query() == []
+        store.write([good])  # the connection is still usable
+        assert store.get(good.id) is not None
+    finally:
+        store.close()
+
+
+def test_sqlite_using_a_closed_store_is_a_store_error(sqlite_path):
+    """Calls on a store that is not open raise StoreError, not AttributeError."""
+    store = SqliteStore(path=sqlite_path)
+    with pytest.raises(StoreError, match="not open"):
+        store.write([make_job()])
+
+
+# --- make_store ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
+    """A folder for a store module with a unique name; sys.path and modules restored."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    name = f"jv_store_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield folder, name
+    sys.modules.pop(name, None)
+
+
+def settings_for(tmp_path: Path, store: str, **extra: object):
+    return settings_from_mapping(
+        {"store": store, "python_path": ["plugins"], "socket_dir": "/tmp/jv-x", **extra},
+        base_dir=tmp_path,
+        source=str(tmp_path / "jobvisor.toml"),
+    )
+
+
+STORE_MODULE = '''
+from supervisor.stores.memory import MemoryStore
+
+
+class RecordingStore(MemoryStore):
+    """A custom store: the memory store, remembering the settings it was made with."""
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.settings = settings
+
+
+class NotAStore:
+    def __init__(self, settings):
+        pass
+
+    def open(self):
+        pass
+
+
+class AlmostAStore:
+    """Everything but max_seq and load_finished_since."""
+
+    def __init__(self, settings):
+        pass
+
+    def open(self): ...
+    def close(self): ...
+    def write(self, jobs, soft=()): ...
+    def load_active(self): ...
+    def get(self, job_id): ...
+    def query(self, **kw): ...
+'''
+
+
+def test_make_store_builds_the_named_stores(tmp_path):
+    """ "memory" and "sqlite" (and persist = false) pick the shipped stores."""
+    assert isinstance(make_store(settings_for(tmp_path, "memory")), MemoryStore)
+    sqlite = make_store(settings_for(tmp_path, "sqlite", db_path="x/j.db"))
+    assert isinstance(sqlite, SqliteStore) and sqlite.path == tmp_path / "x" / "j.db"
+    assert isinstance(make_store(settings_for(tmp_path, "sqlite", persist=False)), MemoryStore)
+
+
+def test_make_store_loads_a_custom_class_from_python_path(tmp_path, plugin_dir):
+    """store = "module:Class" imports the module from python_path and passes the settings."""
+    folder, name = plugin_dir
+    (folder / f"{name}.py").write_text(STORE_MODULE)
+    settings = settings_for(tmp_path, f"{name}:RecordingStore")
+    store = make_store(settings)
+    assert type(store).__name__ == "RecordingStore"
+    assert store.settings is settings  # type: ignore[attr-defined]
+    store.open()
+    store.write([make_job(seq=4)])
+    assert store.max_seq() == 4
+
+
+def test_make_store_names_a_missing_module(tmp_path, plugin_dir):
+    """An unimportable module is a ConfigError naming the file, the key and the module."""
+    _folder, name = plugin_dir
+    with pytest.raises(ConfigError) as info:
+        make_store(settings_for(tmp_path, f"{name}:Store"))
+    message = str(info.value)
+    assert "jobvisor.toml: store:" in message and name in message
+
+
+def test_make_store_names_a_missing_class(tmp_path, plugin_dir):
+    """A module without the named class is a ConfigError naming the class."""
+    folder, name = plugin_dir
+    (folder / f"{name}.py").write_text(STORE_MODULE)
+    with pytest.raises(ConfigError, match=f"store: cannot load '{name}:Nope'.*Nope"):
+        make_store(settings_for(tmp_path, f"{name}:Nope"))
+
+
+@pytest.mark.parametrize(
+    ("cls", "missing"),
+    [
+        (
+            "NotAStore",
+            ["close", "write", "load_active", "load_finished_since", "get", "query", "max_seq"],
+        ),
+        ("AlmostAStore", ["load_finished_since", "max_seq"]),
+    ],
+)
+def test_make_store_names_the_methods_an_object_lacks(tmp_path, plugin_dir, cls, missing):
+    """A class that is not a store is refused, listing exactly the methods it lacks."""
+    folder, name = plugin_dir
+    (folder / f"{name}.py").write_text(STORE_MODULE)
+    with pytest.raises(ConfigError) as info:
+        make_store(settings_for(tmp_path, f"{name}:{cls}"))
+    message = str(info.value)
+    assert f"'{name}:{cls}' is not a store (missing: {', '.join(missing)})" in message
+
+
+def test_make_store_checks_every_method_of_the_store_protocol():
+    """The methods make_store names as missing are exactly those of the Store protocol."""
+    protocol_methods = {
+        name for name, value in vars(Store).items() if callable(value) and not name.startswith("_")
+    }
+    assert set(STORE_METHODS) == protocol_methods
+
+
+@pytest.mark.parametrize("value", ["nocolon", "mod:", ":Class"])
+def test_make_store_refuses_a_malformed_name(tmp_path, value):
+    """A store name that is neither known nor module:Class says what is expected."""
+    with pytest.raises(ConfigError, match='store: expected "memory", "sqlite"'):
+        make_store(settings_for(tmp_path, value))
+
+
+def test_postgres_store_is_refused_clearly_for_now(tmp_path):
+    """store = "postgres" needs a dsn, and then says the adapter is not available yet."""
+    with pytest.raises(ConfigError, match='dsn: store = "postgres" needs a dsn'):
+        settings_for(tmp_path, "postgres")
+    settings = settings_for(tmp_path, "postgres", dsn="postgresql://localhost/jobs")
+    with pytest.raises(ConfigError, match="store: the postgres store is not available yet"):
+        make_store(settings)
+
+
+# --- what reaches a store -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"n": 2**64}, "cannot be stored as msgpack"),
+        ({"when": object()}, "cannot be stored as msgpack"),
+        ("x" * (1 << 20), "the limit is"),
+    ],
+)
+def test_enqueue_refuses_data_no_store_can_hold(start, data, problem):
+    """A payload msgpack cannot encode (or too big) is a BadRequest; nothing is stored."""
+    sv = start({"demo": {"command": sys.executable, "args": ["-c", "pass"]}})
+    with pytest.raises(BadRequest, match=problem):
+        sv.enqueue("demo", data)
+    assert sv.call(sv.sup.store.query) == []
+    job_id = sv.enqueue("demo", {"n": 2**64 - 1})  # the supervisor carries on
+    assert sv.call(sv.sup.store.get, job_id) is not None
