@@ -75,3 +75,16 @@ def status_allowed(old: JobStatus, new: JobStatus) -> bool:
 
 def process_allowed(old: ProcessState | None, new: ProcessState) -> bool:
     return new in PROCESS_TRANSITIONS[old]
+
+
+def markdown() -> str:
+    """The transition tables as Markdown (docs/states.md embeds exactly this text)."""
+    lines = ["| status | may become |", "|---|---|"]
+    for old, targets in STATUS_TRANSITIONS.items():
+        shown = ", ".join(f"`{t}`" for t in sorted(targets)) or "— (final)"
+        lines.append(f"| `{old}` | {shown} |")
+    lines += ["", "| process state | may become |", "|---|---|"]
+    for pold, ptargets in PROCESS_TRANSITIONS.items():
+        name = "(none)" if pold is None else f"`{pold}`"
+        lines.append(f"| {name} | {', '.join(f'`{t}`' for t in sorted(ptargets))} |")
+    return "\n".join(lines) + "\n"

@@ -127,3 +127,11 @@ def test_metrics_count_jobs_and_messages_in_prometheus_format(start, worker):
     assert values["jobvisor_worker_messages_total"] >= 4  # hello, started, progress, log, ...
     assert values['jobvisor_jobs{status="running"}'] == 0
     assert "# TYPE jobvisor_commits_total counter" in text
+
+
+def test_states_doc_shows_the_transition_tables_the_code_enforces():
+    """docs/states.md embeds exactly the tables of supervisor/states.py."""
+    from supervisor.states import markdown
+
+    doc = (Path(__file__).parents[2] / "docs" / "states.md").read_text()
+    assert markdown() in doc
