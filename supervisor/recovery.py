@@ -91,6 +91,7 @@ def _recover_running(runner: Runner, job: JobRecord) -> None:
         if attempt.listener is not None:
             runner.table.set_process_state(job, ProcessState.ORPHANED)
             _arm_orphan_window(runner, attempt)
+            runner.arm_timeout(attempt)  # the job's timeout counts from its start, not ours
             runner.log_line(
                 job,
                 f"supervisor restarted: waiting for worker {job.pid} on {attempt.endpoint}",

@@ -247,10 +247,7 @@ class Runner:
         self.table.update(job, pid=proc.pid, pid_start_time=proc.start_time)
         self._watch_process(attempt)
         self._arm_watchdog(attempt)
-        if kind.timeout is not None:
-            self.loop.call_later(
-                ("timeout", job.id), kind.timeout, lambda: self._timed_out(attempt)
-            )
+        self.arm_timeout(attempt)
         self.counters.spawned += 1
         self.sup.emit("job.external.spawned", job, pid=proc.pid, socket=attempt.endpoint.address)
 
@@ -513,6 +510,16 @@ class Runner:
             self.log_line(attempt.job, f"worker silent for {silent:.1f} s: stale")
             self.sup.emit("job.stale", attempt.job, silent_for=round(silent, 3))
         self._arm_watchdog(attempt)
+
+    def arm_timeout(self, attempt: Attempt) -> None:
+        """Kill the attempt ``timeout`` seconds after it started (also after a restart)."""
+        timeout, started = attempt.kind.timeout, attempt.job.started_at
+        if timeout is None or started is None:
+            return
+        remaining = max(0.0, started + timeout - self.sup.clock.wall())
+        self.loop.call_later(
+            ("timeout", attempt.job_id), remaining, lambda: self._timed_out(attempt)
+        )
 
     def _timed_out(self, attempt: Attempt) -> None:
         if attempt.outcome is None:

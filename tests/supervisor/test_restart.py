@@ -373,3 +373,22 @@ def test_outcome_committed_but_not_acked_is_acked_after_restart(tmp_path, marker
         assert "worker reconnected" in text
     finally:
         server.kill()
+
+
+def test_job_timeout_still_applies_to_an_adopted_worker(tmp_path, marker):
+    """A job's timeout counts from its start, across a restart of the supervisor."""
+    config = write_config(tmp_path, marker, kind="timeout = 2.0\nmax_attempts = 1")
+    server = ServerProcess(config).start()
+    try:
+        ready = tmp_path / "ready"
+        job_id = server.client.submit("demo", {"actions": [["touch", str(ready)], ["hang"]]})
+        wait_for(ready.exists)
+        started = parse_time(server.client.get(job_id)["started_at"])
+        server.kill()
+        server = ServerProcess(config).start()
+        job = server.client.wait(job_id, timeout=30)
+        assert job["status"] == "failed"
+        assert job["error"]["reason"] == "timeout"
+        assert parse_time(job["finished_at"]) - started < 2.0 + 3.0
+    finally:
+        server.kill()
