@@ -54,6 +54,8 @@ def prepare_socket_dir(path: Path, *, source: str = "socket_dir") -> None:
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = path.lstat()
+    except FileExistsError:  # mkdir(exist_ok=True) says so for a file in the way
+        raise ConfigError(f"{source}: {path} is not a directory") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot create socket folder {path}: {exc.strerror}") from None
     if not stat.S_ISDIR(info.st_mode):
