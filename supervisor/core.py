@@ -90,20 +90,28 @@ class Supervisor:
 
     def open(self) -> None:
         """Open the store, re-attach surviving workers, and get ready to serve."""
-        self.store.open()
-        self.runner.prepare()
-        jobs = self.store.load_active()
-        for job in jobs:
-            self.table.load(job)
-            if job.status is JobStatus.SCHEDULED:
-                self._arm_run_at(job)
-        self.runner.recover(
-            [job for job in jobs if job.status is JobStatus.RUNNING],
-            self.store.load_finished_since(self.clock.wall() - self.runner.give_up_window()),
-        )
-        self.loop.call_later("flush", self.settings.flush_interval, self._flush_tick)
-        self._queue_start()
-        self.loop.run_once(timeout=0)  # commit what recovery decided before serving
+        try:
+            self.store.open()
+            self.runner.prepare()
+            jobs = self.store.load_active()
+            for job in jobs:
+                self.table.load(job)
+                if job.status is JobStatus.SCHEDULED:
+                    self._arm_run_at(job)
+            self.runner.recover(
+                [job for job in jobs if job.status is JobStatus.RUNNING],
+                self.store.load_finished_since(self.clock.wall() - self.runner.give_up_window()),
+            )
+            self.loop.call_later("flush", self.settings.flush_interval, self._flush_tick)
+            self._queue_start()
+            self.loop.run_once(timeout=0)  # commit what recovery decided before serving
+        except BaseException:
+            # A bad socket folder or store must not leak the store connection, the
+            # loop's wakeup sockets or re-opened listeners (workers keep running).
+            self.runner.detach_all()
+            self.store.close()
+            self.loop.close()
+            raise
         self.opened = True
 
     def close(self) -> None:
