@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sqlite3
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from supervisor.config import settings_from_mapping
+from supervisor.core import Supervisor
 from supervisor.errors import BadRequest, ConfigError, StoreError
 from supervisor.records import JobRecord
 from supervisor.states import JobStatus, ProcessState
 from supervisor.stores import STORE_METHODS, MemoryStore, SqliteStore, Store, make_store
 from supervisor.stores.sqlite import SCHEMA_VERSION
+from supervisor.testing import make_settings
 from tests.supervisor.unit.factories import make_job
 
 BINARY = bytes(range(256))
@@ -537,5 +541,19 @@ def test_enqueue_refuses_data_no_store_can_hold(start, data, problem):
     with pytest.raises(BadRequest, match=problem):
         sv.enqueue("demo", data)
     assert sv.call(sv.sup.store.query) == []
-    job_id = sv.enqueue("demo", {"n": 2**64 - 1})  # the supervisor carries on
+    later = time.time() + 3600  # scheduled, so no worker is started
+    job_id = sv.enqueue("demo", {"n": 2**64 - 1}, run_at=later)  # the supervisor carries on
     assert sv.call(sv.sup.store.get, job_id) is not None
+
+
+def test_a_supervisor_on_a_database_from_a_newer_version_refuses_to_start(tmp_path):
+    """Supervisor.open fails with the StoreError and releases what it had opened."""
+    settings = make_settings(tmp_path / "state", db_path=str(tmp_path / "new.db"))
+    raw = sqlite3.connect(settings.db_path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+    sup = Supervisor(settings)
+    with pytest.raises(StoreError, match="newer than this jobvisor"):
+        sup.open()
+    assert sup.loop.selector.get_map() is None  # the loop was closed with the store
+    shutil.rmtree(str(settings.socket_dir), ignore_errors=True)
