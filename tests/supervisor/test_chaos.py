@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from supervisor.testing import ServerProcess, live_workers, wait_for
-from tests.supervisor.test_restart import write_config
+from tests.supervisor.serverconfig import write_config
 
 log = logging.getLogger(__name__)
 

@@ -4,41 +4,17 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 
 import protocol
 from supervisor.testing import ServerProcess, kill_workers, wait_for
-
-WORKERS = Path(__file__).parent / "workers"
-
-
-def _config(tmp_path: Path, marker: str, extra: str = "") -> Path:
-    config = tmp_path / "jobvisor.toml"
-    config.write_text(f"""
-state_dir = "state"
-http = "127.0.0.1:0"
-socket_dir = "{_short_dir()}"
-flush_interval = 0.2
-{extra}
-[jobs.demo]
-command = "{sys.executable}"
-args = ["{WORKERS / "scripted.py"}"]
-env = {{ JOBVISOR_TEST_RUN = "{marker}" }}
-""")
-    return config
-
-
-def _short_dir() -> str:
-    from supervisor.testing import short_socket_dir
-
-    return short_socket_dir()
+from tests.supervisor.serverconfig import write_config
 
 
 def test_completed_job_and_result_survive_kill_9(tmp_path, marker):
     """kill -9 right after a job completed: on restart the job and its result are there."""
-    config = _config(tmp_path, marker)
+    config = write_config(tmp_path, marker)
     server = ServerProcess(config).start()
     try:
         job_id = server.client.submit("demo", {"actions": [["return", {"kept": [1, 2, 3]}]]})
@@ -57,7 +33,7 @@ def test_completed_job_and_result_survive_kill_9(tmp_path, marker):
 
 def test_enqueued_job_survives_kill_9_before_it_runs(tmp_path, marker):
     """A 201 means committed: a scheduled job is still there after kill -9."""
-    config = _config(tmp_path, marker)
+    config = write_config(tmp_path, marker)
     server = ServerProcess(config).start()
     try:
         job_id = server.client.submit("demo", {}, run_at=time.time() + 2)

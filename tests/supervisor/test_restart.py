@@ -7,7 +7,6 @@ import logging
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,41 +17,11 @@ import protocol
 from supervisor.records import JobRecord
 from supervisor.states import JobStatus, ProcessState
 from supervisor.stores import SqliteStore
-from supervisor.testing import ServerProcess, short_socket_dir, wait_for
+from supervisor.testing import ServerProcess, wait_for
 from supervisor.views import parse_time
+from tests.supervisor.serverconfig import write_config
 
 log = logging.getLogger(__name__)
-WORKERS = Path(__file__).parent / "workers"
-
-
-def write_config(
-    tmp_path: Path,
-    marker: str,
-    *,
-    transport: str = "unix",
-    concurrency: int = 40,
-    extra: str = "",
-    kind: str = "",
-) -> Path:
-    config = tmp_path / "jobvisor.toml"
-    config.write_text(f"""
-state_dir = "state"
-http = "127.0.0.1:0"
-socket_dir = "{short_socket_dir()}"
-transport = "{transport}"
-concurrency = {concurrency}
-flush_interval = 0.1
-kill_grace = 1.0
-{extra}
-[jobs.demo]
-command = "{sys.executable}"
-args = ["{WORKERS / "scripted.py"}"]
-env = {{ JOBVISOR_TEST_RUN = "{marker}" }}
-heartbeat_timeout = 2.0
-retry_delay = 0.1
-{kind}
-""")
-    return config
 
 
 def reconnect_stamps(server: ServerProcess, state: Path, ids: list[str]) -> list[float]:
