@@ -28,6 +28,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_UNREACHABLE, EXIT_CONFIG 
 OUTCOME_EXIT = {"completed": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 
 
+class UsageError(Exception):
+    """Bad input on the command line that argparse cannot check (e.g. --data JSON): exit 2."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jobvisor",
@@ -86,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         client = _client(args)
         return int(COMMANDS[args.command](client, args))
+    except UsageError as exc:
+        print(f"jobvisor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         print(f"jobvisor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -134,7 +141,8 @@ def _parse_data(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"jobvisor: --data is not valid JSON: {exc}") from None
+        # Not SystemExit(message): that exits 1, the code for "the job failed".
+        raise UsageError(f"--data is not valid JSON: {exc}") from None
 
 
 def cmd_submit(client: Client, args: argparse.Namespace) -> int:
