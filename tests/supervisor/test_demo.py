@@ -1,0 +1,41 @@
+"""The README's quick start command 1 (``scripts/demo``) runs the example jobs to the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_once_runs_every_example_job_to_completion():
+    """``scripts/demo --once`` starts a supervisor, runs the examples, all complete, exit 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBVISOR_")}
+    env["JOBVISOR_DEMO_HTTP"] = "127.0.0.1:0"  # an ephemeral port: never clash with 8765
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts" / "demo"), "--once"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,  # so a hung demo can be killed with its supervisor
+    )
+    try:
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, output
+    assert "jobvisor listening on http://127.0.0.1:" in output
+    assert "jobvisor listening on http://127.0.0.1:8765" not in output
+    assert '"thumbnails": [' in output and "owl.png@256" in output  # resize-images result
+    assert '"rows": 1234' in output  # flaky-import completed after its retry
+    assert "completed [##############################] 100.0%" in output  # --follow's bar
+    table = [line for line in output.splitlines() if line.split()[1:3] == ["checksum", "completed"]]
+    assert len(table) >= 5
+    assert "all example jobs completed" in output
