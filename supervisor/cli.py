@@ -5,7 +5,8 @@ Every command but ``serve`` talks to a running supervisor over HTTP: ``--url``, 
 
 Exit codes: 0 success (for ``submit --wait``/``--follow``: the job completed),
 1 the job failed, 2 bad usage or input, 3 the job was cancelled, 4 the supervisor
-could not be reached or refused the request, 5 bad configuration.
+could not be reached or refused the request, 5 bad configuration (or a store that
+cannot be opened or written).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from supervisor.client import TERMINAL, Client, ClientError
 from supervisor.config import override_http
-from supervisor.errors import ConfigError
+from supervisor.errors import ConfigError, JobvisorError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_UNREACHABLE, EXIT_CONFIG = 0, 1, 2, 3, 4, 5
 OUTCOME_EXIT = {"completed": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jobvisor",
         description="Run jobs as external worker processes that survive supervisor restarts.",
         epilog="Exit codes: 0 ok/completed, 1 job failed, 2 usage, 3 job cancelled, "
-        "4 supervisor unreachable or request refused, 5 bad configuration.",
+        "4 supervisor unreachable or request refused, 5 bad configuration or store.",
     )
     parser.add_argument("--config", metavar="FILE", help="config file (default: ./jobvisor.toml)")
     parser.add_argument("--url", help="supervisor URL (default: from JOBVISOR_URL or the config)")
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"jobvisor: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ConfigError as exc:
+    except JobvisorError as exc:  # bad config, or a store it cannot open or write
         print(f"jobvisor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except ClientError as exc:

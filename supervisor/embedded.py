@@ -59,7 +59,11 @@ class SupervisorThread:
         self.sup.open()
         self.sup.on("*", self._record)
         if self.settings.http_host is not None:
-            self.http = HttpServer(self.sup, self.settings.http_host, self.settings.http_port)
+            try:
+                self.http = HttpServer(self.sup, self.settings.http_host, self.settings.http_port)
+            except OSError:
+                self.sup.close()  # e.g. the port is taken: release the store and sockets
+                raise
         self.thread = threading.Thread(
             target=self.sup.serve_forever, name="jobvisor-loop", daemon=True
         )

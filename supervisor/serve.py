@@ -18,6 +18,7 @@ from typing import TextIO
 
 from supervisor.config import Settings
 from supervisor.core import Supervisor
+from supervisor.errors import ConfigError
 from supervisor.http.server import HttpServer
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,13 @@ def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
     http = None
     try:
         if settings.http_host is not None:
-            http = HttpServer(sup, settings.http_host, settings.http_port)
+            try:
+                http = HttpServer(sup, settings.http_host, settings.http_port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"{settings.source}: http: cannot listen on "
+                    f"{settings.http_host}:{settings.http_port}: {exc.strerror or exc}"
+                ) from None
         stop_signals = (signal.SIGTERM, signal.SIGINT)
         if threading.current_thread() is threading.main_thread():
             sup.loop.install_signal_wakeup()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.testing import SupervisorThread, wait_for
+from supervisor.testing import SupervisorThread, short_socket_dir, wait_for
 
 JOB_ID = re.compile(r"^[0-9a-f]{20}$")
 
@@ -390,3 +390,28 @@ def test_logs_follow_streams_until_the_job_ends(sv, tmp_path):
     assert proc.returncode == 0, err
     assert "after the go" in out
     assert sv.job(job_id)["status"] == "completed"
+
+
+def test_serve_on_a_taken_port_says_so_and_exits_5(tmp_path):
+    """serve with an HTTP port in use: one clear line naming the address, exit code 5."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    config = tmp_path / "jobvisor.toml"
+    config.write_text(
+        f'state_dir = "state"\nhttp = "127.0.0.1:{port}"\nsocket_dir = "{short_socket_dir()}"\n'
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "supervisor", "--config", str(config), "serve"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        taken.close()
+    assert done.returncode == 5
+    assert f"http: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
