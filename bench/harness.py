@@ -1,0 +1,273 @@
+"""The supervisor under test: its config and state, its process, what we read from it.
+
+``Run`` is one bench run: its temp folder, its marker, its progress output. ``Setup`` is
+one supervisor configuration (a ``jobvisor.toml`` and a state folder); ``Setup.start``
+runs ``jobvisor serve`` as a child process (``supervisor.testing.ServerProcess``, which
+records ``started_at`` just before the process is spawned and ``listening_at`` when its
+"jobvisor listening on URL" line is read). ``Server`` adds what the sections read from
+outside: ``GET /metrics``, RSS, ``/proc/<pid>/io``.
+
+Thousands of jobs get their "workers" by seeding (``Setup.seed``): RUNNING job records
+written to the SQLite store before the supervisor starts, owned by the load generator's
+PID and start time, with socket paths in the supervisor's job socket folder and token
+hashes of tokens the load generator knows. The supervisor adopts them as orphans, exactly
+as after a crash (SPEC §6), and they re-attach when the load generator says hello.
+
+Every process the bench starts carries ``JOBVISOR_TEST_RUN=<marker>...`` in its
+environment; ``kill_marked`` sweeps them all at the end, whatever went wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+from bench.child import Child
+from supervisor.config import Settings, load_config
+from supervisor.records import JobRecord, new_job_id
+from supervisor.runner import hash_token
+from supervisor.states import JobStatus, ProcessState
+from supervisor.stores.sqlite import SqliteStore
+from supervisor.testing import TEST_RUN_VAR, ServerProcess
+
+T = TypeVar("T")
+
+
+class Run:
+    """One bench run: quick or full, a private temp folder, a marker for its processes."""
+
+    def __init__(self, *, quick: bool, verbose: bool = True) -> None:
+        self.quick = quick
+        self.verbose = verbose
+        self.marker = f"jvbench-{uuid.uuid4().hex[:12]}"
+        self.tmp = Path(tempfile.mkdtemp(prefix="jobvisor-bench-"))
+        self._dirs: list[Path] = [self.tmp]
+        self._names: set[str] = set()
+
+    def say(self, message: str) -> None:
+        if self.verbose:
+            print(f"  .. {message}", file=sys.stderr, flush=True)
+
+    def short_dir(self) -> Path:
+        """A fresh private folder with a short path, for Unix sockets (108-byte limit)."""
+        path = Path(tempfile.mkdtemp(prefix="jv-", dir="/tmp"))
+        self._dirs.append(path)
+        return path
+
+    def folder(self, name: str) -> Path:
+        """A fresh subfolder of the run's temp folder."""
+        base, n = name, 1
+        while name in self._names:
+            n += 1
+            name = f"{base}-{n}"
+        self._names.add(name)
+        path = self.tmp / name
+        path.mkdir()
+        return path
+
+    def env(self, tag: str) -> dict[str, str]:
+        return {TEST_RUN_VAR: f"{self.marker}-{tag}"}
+
+    def cleanup(self) -> None:
+        kill_marked(self.marker)
+        for path in self._dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def kill_marked(prefix: str) -> int:
+    """SIGKILL every process whose JOBVISOR_TEST_RUN starts with ``prefix``."""
+    killed = 0
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get(TEST_RUN_VAR, "").startswith(prefix):
+                process.kill()
+                killed += 1
+    return killed
+
+
+def wait_until(
+    predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
+) -> T:
+    """Poll ``predicate`` until it returns something truthy; TimeoutError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+# --- config ----------------------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def write_config(path: Path, top: Mapping[str, Any], jobs: Mapping[str, Mapping[str, Any]]) -> None:
+    lines = [f"{key} = {_toml_value(value)}" for key, value in top.items()]
+    for name, kind in jobs.items():
+        lines += ["", f"[jobs.{name}]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in kind.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+class Setup:
+    """One supervisor configuration and its state folder."""
+
+    def __init__(
+        self,
+        run: Run,
+        name: str,
+        jobs: Mapping[str, Mapping[str, Any]],
+        *,
+        concurrency: int = 5,
+        **options: Any,
+    ) -> None:
+        self.run = run
+        self.name = name
+        self.dir = run.folder(name)
+        self.env = run.env(name)
+        top = {
+            "state_dir": "state",
+            "http": "127.0.0.1:0",
+            "socket_dir": str(run.short_dir()),
+            "transport": "unix",
+            "concurrency": concurrency,
+            **options,
+        }
+        self.config = self.dir / "jobvisor.toml"
+        write_config(self.config, top, jobs)
+        self.settings: Settings = load_config(self.config)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.settings.state_dir
+
+    def start(self) -> Server:
+        return Server(ServerProcess(self.config, env=self.env).start(timeout=120))
+
+    def make_jobs(self, count: int) -> list[list[str]]:
+        """``count`` [job id, token, socket path] triples in this supervisor's socket folder."""
+        folder = self.settings.job_socket_dir
+        jobs = []
+        for _ in range(count):
+            job_id = new_job_id()
+            jobs.append([job_id, secrets.token_urlsafe(32), str(folder / f"{job_id}.sock")])
+        return jobs
+
+    def seed(self, jobs: list[list[str]], kind: str, owner_pid: int) -> None:
+        """Store ``jobs`` as RUNNING attempts of ``kind`` owned by process ``owner_pid``."""
+        start = psutil.Process(owner_pid).create_time()
+        now = time.time()
+        records = [
+            JobRecord(
+                id=job_id,
+                name=kind,
+                data=None,
+                status=JobStatus.RUNNING,
+                seq=i + 1,
+                created_at=now,
+                node=self.settings.node,
+                max_attempts=1,  # a lost job fails; nothing is ever spawned for it
+                attempts=1,
+                process_state=ProcessState.RUNNING,
+                pid=owner_pid,
+                pid_start_time=start,
+                socket_path=path,
+                token_hash=hash_token(token),
+                last_heartbeat=now,
+                started_at=now,
+            )
+            for i, (job_id, token, path) in enumerate(jobs)
+        ]
+        assert self.settings.db_path is not None
+        store = SqliteStore(path=self.settings.db_path)
+        store.open()
+        try:
+            store.write(records)
+        finally:
+            store.close()
+
+    def loadgen(self, jobs: list[list[str]], **spec: Any) -> Child:
+        """Start a load generator for ``jobs`` (it waits for ``start``)."""
+        spec_path = self.dir / f"loadgen-{uuid.uuid4().hex[:6]}.json"
+        spec_path.write_text(json.dumps({"jobs": jobs, **spec}), encoding="utf-8")
+        child = Child("bench.loadgen", [str(spec_path)], env=self.env, log=self.dir / "loadgen.log")
+        child.read(timeout=60)  # its "ready" line
+        return child
+
+
+# --- the running supervisor ---------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, process: ServerProcess) -> None:
+        self.process = process
+        assert process.proc is not None
+        self.pid = process.proc.pid
+        self.started_at = process.started_at
+        self.listening_at = process.listening_at
+        self.url = process.url
+        self.ps = psutil.Process(self.pid)
+
+    @property
+    def client(self) -> Any:
+        return self.process.client
+
+    def metrics(self, timeout: float = 120.0) -> dict[str, float]:
+        """``GET /metrics`` parsed: metric name (with labels) -> value."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=timeout) as response:
+            text = response.read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    def metric(self, name: str) -> float:
+        return self.metrics().get(name, 0.0)
+
+    def rss(self) -> int:
+        return int(self.ps.memory_info().rss)
+
+    def cpu_seconds(self) -> float:
+        times = self.ps.cpu_times()
+        return float(times.user + times.system)
+
+    def io(self) -> dict[str, int]:
+        """``/proc/<pid>/io``: wchar (bytes handed to write calls), write_bytes (to disk)."""
+        values = {}
+        with open(f"/proc/{self.pid}/io", encoding="ascii") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                values[key.strip()] = int(value)
+        return values
+
+    def kill(self) -> None:
+        self.process.kill()
