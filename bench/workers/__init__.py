@@ -1,0 +1,1 @@
+"""Worker programs the bench's supervisors run (scripts, started by path)."""
