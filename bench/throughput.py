@@ -1,0 +1,171 @@
+"""Throughput: messages/s the supervisor absorbs from N flooding connections.
+
+The load generator (``loadgen.py``) connects N seeded jobs (hello, welcome, started,
+through ``jobvisor_worker.Session``), then keeps every socket's kernel buffer full of
+pre-encoded ``progress`` + ``heartbeat`` frames with non-blocking sends. The rate is
+the supervisor's own counter ``jobvisor_worker_messages_total`` from ``GET /metrics``,
+taken after a warm-up and again after a fixed window, divided by the difference of the
+``jobvisor_uptime_seconds`` gauge of the same two answers (both are computed when the
+supervisor renders the page, so the time an answer waits behind a long loop iteration
+does not distort the rate).
+
+The ceiling is the decode-only reader (``ceiling.py``) fed by the same load generator
+with the same frames over the same number of Unix connections, measured over the same
+window by its own counters and clock. ``ratio`` = supervisor / ceiling.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import psutil
+
+from bench.child import Child
+from bench.harness import Run, Server, Setup, wait_until
+from supervisor.records import new_job_id
+
+WARMUP = 1.0
+
+
+def run(bench: Run) -> dict[str, Any]:
+    sizes = [100] if bench.quick else [100, 1000]
+    window = 2.0 if bench.quick else 5.0
+    figures = []
+    errors = []
+    frames: dict[str, Any] = {}
+    for n in sizes:
+        bench.say(f"throughput N={n}: supervisor, then the decode-only ceiling")
+        try:
+            sup = _supervisor(bench, n, window)
+            frames = sup.pop("frames")
+            ceiling = _ceiling(bench, n, window)
+            rate, top = sup["supervisor_msgs_per_s"], ceiling["ceiling_msgs_per_s"]
+            figures.append(
+                {"n": n, **sup, **ceiling, "ratio": round(rate / top, 3) if top else None}
+            )
+        except Exception as exc:
+            errors.append(f"N={n}: {type(exc).__name__}: {exc}")
+            figures.append({"n": n, "error": f"{type(exc).__name__}: {exc}"})
+    return {
+        "params": {
+            "sizes": sizes,
+            "window_s": window,
+            "warmup_s": WARMUP,
+            "transport": "unix",
+            "frames": "alternating progress {percent, message, ts} and heartbeat {ts}",
+            **frames,
+        },
+        "figures": figures,
+        "caveats": [
+            "senders and receiver share the machine: the load generator takes CPU the "
+            "supervisor (or the ceiling reader) could otherwise use",
+            "the ceiling decodes with msgpack.unpackb only; the supervisor also validates "
+            "each message into a dataclass, dispatches it and updates the job",
+            "connections are seeded jobs re-attached by the load generator (option b)",
+        ],
+        "error": "; ".join(errors) or None,
+    }
+
+
+def _scrape(server: Server) -> tuple[dict[str, float], float]:
+    began = time.monotonic()
+    values = server.metrics()
+    return values, time.monotonic() - began
+
+
+def _supervisor(bench: Run, n: int, window: float) -> dict[str, Any]:
+    setup = Setup(
+        bench,
+        f"throughput-{n}",
+        {"flood": {"command": "/bin/true", "heartbeat_timeout": 60.0, "max_attempts": 1}},
+        concurrency=n + 10,
+    )
+    jobs = setup.make_jobs(n)
+    gen = setup.loadgen(jobs)
+    server = None
+    try:
+        setup.seed(jobs, "flood", gen.pid)
+        server = setup.start()
+        gen.ask("start")
+        wait_until(lambda: gen.ask("status")["ready"] >= n, 120, f"{n} sessions to connect", 0.1)
+        flood = gen.ask("flood")
+        time.sleep(WARMUP)
+        first, scrape_a = _scrape(server)
+        cpu_a, gen_cpu_a, wall_a = server.cpu_seconds(), _cpu(gen.pid), time.monotonic()
+        time.sleep(window)
+        second, scrape_b = _scrape(server)
+        cpu_b, gen_cpu_b, wall_b = server.cpu_seconds(), _cpu(gen.pid), time.monotonic()
+        status = gen.ask("status")
+    finally:
+        if server is not None:
+            server.kill()
+        gen.stop()
+    elapsed = second["jobvisor_uptime_seconds"] - first["jobvisor_uptime_seconds"]
+    messages = second["jobvisor_worker_messages_total"] - first["jobvisor_worker_messages_total"]
+    received = second["jobvisor_worker_bytes_total"] - first["jobvisor_worker_bytes_total"]
+    return {
+        "supervisor_msgs_per_s": round(messages / elapsed),
+        "supervisor_bytes_per_s": round(received / elapsed),
+        "supervisor_window_s": round(elapsed, 3),
+        "supervisor_cpu_cores": round((cpu_b - cpu_a) / (wall_b - wall_a), 2),
+        "loadgen_cpu_cores_supervisor_run": round((gen_cpu_b - gen_cpu_a) / (wall_b - wall_a), 2),
+        "scrape_max_s": round(max(scrape_a, scrape_b), 3),
+        "connections_lost": status["lost_connections"],
+        "protocol_errors": int(second.get("jobvisor_protocol_errors_total", 0)),
+        "frames": {
+            k: v for k, v in flood.items() if k.endswith("_bytes") or k.startswith("flood_")
+        },
+    }
+
+
+def _cpu(pid: int) -> float:
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(times.user + times.system)
+
+
+def _ceiling(bench: Run, n: int, window: float) -> dict[str, Any]:
+    folder = bench.folder(f"ceiling-{n}")
+    sockets = bench.short_dir()
+    jobs = [[job_id, "-", str(sockets / f"{job_id}.sock")] for job_id in _ids(n)]
+    spec = folder / "ceiling.json"
+    spec.write_text(json.dumps({"paths": [path for _, _, path in jobs]}), encoding="utf-8")
+    env = bench.env(f"ceiling-{n}")
+    reader = Child("bench.ceiling", [str(spec)], env=env, log=folder / "ceiling.log")
+    gen = None
+    try:
+        reader.read(timeout=60)
+        gen_spec = folder / "loadgen.json"
+        gen_spec.write_text(json.dumps({"jobs": jobs, "handshake": False}), encoding="utf-8")
+        gen = Child("bench.loadgen", [str(gen_spec)], env=env, log=folder / "loadgen.log")
+        gen.read(timeout=60)
+        gen.ask("flood")
+        gen.ask("start")
+        wait_until(
+            lambda: reader.ask("status")["accepted"] >= n, 60, f"{n} ceiling connections", 0.05
+        )
+        time.sleep(WARMUP)
+        first = reader.ask("status")
+        cpu_a, wall_a = _cpu(reader.pid), time.monotonic()
+        time.sleep(window)
+        second = reader.ask("status")
+        cpu_b, wall_b = _cpu(reader.pid), time.monotonic()
+    finally:
+        if gen is not None:
+            gen.stop()
+        reader.stop()
+    elapsed = second["t"] - first["t"]
+    return {
+        "ceiling_msgs_per_s": round((second["messages"] - first["messages"]) / elapsed),
+        "ceiling_bytes_per_s": round((second["bytes"] - first["bytes"]) / elapsed),
+        "ceiling_window_s": round(elapsed, 3),
+        "ceiling_cpu_cores": round((cpu_b - cpu_a) / (wall_b - wall_a), 2),
+    }
+
+
+def _ids(n: int) -> list[str]:
+    return [new_job_id() for _ in range(n)]
