@@ -1,0 +1,145 @@
+"""The human-readable table printed at the end of a run (the JSON holds everything)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.machine import describe, machine
+
+
+def _ms(s: dict[str, Any] | None) -> str:
+    if not s or not s.get("count"):
+        return "no samples"
+    return (
+        f"min {s['min']:.1f} ms  median {s['median']:.1f} ms  "
+        f"p99 {s['p99']:.1f} ms  max {s['max']:.1f} ms"
+    )
+
+
+def _rate(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:,.0f}"
+
+
+def _mb(x: float | None) -> str:
+    return "n/a" if x is None else f"{x / 1e6:.1f} MB"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
+def _reconnect(r: dict[str, Any]) -> list[str]:
+    lines = []
+    for f in r.get("figures", []):
+        head = f"reconnect  N={f['n']:<5}"
+        if f.get("error"):
+            lines.append(f"{head} ERROR {f['error']}")
+            continue
+        pooled = f["pooled"]
+        kind = "load generator" if "load generator" in f["workers"] else "worker processes"
+        lines.append(
+            f"{head} restarts={len(f['restarts'])}  after listening: "
+            f"{_ms(pooled['after_listening_ms'])} ; after process start: "
+            f"{_ms(pooled['after_process_start_ms'])} ; lost {f['lost']}  [{kind}]"
+        )
+        lines.extend(
+            f"           restart {rs['restart']}: startup {rs['startup_ms']:.0f} ms, "
+            f"re-attached {rs['reattached']}/{f['n']}, after listening "
+            f"{_ms(rs['after_listening_ms'])}, lost {rs['lost']}"
+            for rs in f["restarts"]
+        )
+    return lines
+
+
+def _throughput(r: dict[str, Any]) -> list[str]:
+    lines = []
+    for f in r.get("figures", []):
+        head = f"throughput N={f['n']:<5}"
+        if f.get("error"):
+            lines.append(f"{head} ERROR {f['error']}")
+            continue
+        lines.append(
+            f"{head} supervisor {_rate(f['supervisor_msgs_per_s'])} msg/s  "
+            f"ceiling {_rate(f['ceiling_msgs_per_s'])} msg/s  ratio {_pct(f['ratio'])}  "
+            f"(supervisor CPU {_pct(f.get('supervisor_cpu_cores'))} of a core, "
+            f"/metrics answered in up to {f.get('scrape_max_s', 0):.2f} s)"
+        )
+    return lines
+
+
+def _overhead(r: dict[str, Any]) -> list[str]:
+    f = r.get("figures")
+    if not f:
+        return []
+    seq, par = f["sequential"], f["parallel"]
+    return [
+        f"overhead   one at a time: supervised {_ms(seq['supervised_ms'])}",
+        f"           bare spawn+wait:        {_ms(seq['bare_ms'])}",
+        f"           added by the supervisor: median {seq['added_median_ms']:.2f} ms  "
+        f"p99 {seq['added_p99_ms']:.2f} ms per job ({f['worker']})",
+        f"           {par['parallel']} in parallel: supervised {par['jobs_per_s']:,.0f} jobs/s  "
+        f"bare {par['bare_spawns_per_s']:,.0f} spawns/s  ratio {_pct(par['ratio'])}",
+    ]
+
+
+def _store(r: dict[str, Any]) -> list[str]:
+    lines = []
+    for f in r.get("figures", []):
+        head = f"store      N={f['n']:<5}"
+        if f.get("error"):
+            lines.append(f"{head} ERROR {f['error']}")
+            continue
+        lines.append(
+            f"{head} {f['transactions_per_s']:.2f} tx/s  heartbeats absorbed "
+            f"{_rate(f['messages_per_s'])}/s  written to disk {f['write_bytes_per_s'] / 1e3:,.1f} "
+            f"kB/s  db+wal growth {f['db_growth_bytes'] / 1e3:,.1f} kB"
+        )
+    ratio = r.get("tx_ratio")
+    if ratio is not None:
+        lines.append(
+            f"           transactions/s ratio N={r['params']['sizes'][0]} / "
+            f"N={r['params']['sizes'][1]}: {ratio:.2f}"
+        )
+    return lines
+
+
+def _rss(r: dict[str, Any]) -> list[str]:
+    parts = []
+    for f in r.get("figures", []):
+        if f.get("error"):
+            parts.append(f"{f['jobs']} jobs ERROR {f['error']}")
+            continue
+        per = f.get("bytes_per_job")
+        extra = f" ({per / 1e3:.1f} kB/job)" if per is not None else ""
+        parts.append(f"{f['jobs']:,} jobs {_mb(f['rss_bytes'])}{extra}")
+    return ["rss        " + " ; ".join(parts)] if parts else []
+
+
+FORMATTERS = {
+    "reconnect": _reconnect,
+    "throughput": _throughput,
+    "overhead": _overhead,
+    "store": _store,
+    "rss": _rss,
+}
+
+
+def table(results: dict[str, Any], mode: str) -> str:
+    lines = [f"jobvisor bench ({mode}) — {describe(machine())}"]
+    for name, fmt in FORMATTERS.items():
+        section = results.get(name)
+        if section is None:
+            continue
+        try:
+            lines += fmt(section)
+        except (KeyError, TypeError, ValueError) as exc:
+            lines.append(f"{name:<10} (cannot format: {exc!r})")
+        if section.get("error"):
+            lines.append(f"{name:<10} ERROR: {section['error']}")
+    lines.append(
+        "notes: N=1000 reconnect, throughput, store and rss use a load generator speaking the "
+        "real protocol through jobvisor_worker.Session (one process, one selectors loop); its "
+        "jobs are seeded into the store as running and adopted as orphans. Ratios compare with "
+        "baselines measured in this run. See docs/bench.md."
+    )
+    return "\n".join(lines)
