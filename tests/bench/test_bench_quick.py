@@ -1,0 +1,95 @@
+"""The benchmark suite's CI smoke run: ``python -m bench --quick`` works end to end.
+
+It checks that every section ran and produced numbers, never how good they are: the
+bench reports measurements, it does not assert performance targets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SECTIONS = ("reconnect", "throughput", "overhead", "store", "rss")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@pytest.fixture(scope="module")
+def quick_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--quiet", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    data = json.loads(out.read_text()) if out.exists() else {}
+    return proc, data
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.slow
+def test_quick_run_exits_zero_and_prints_a_table(quick_run):
+    """The quick run succeeds and prints one table line per section."""
+    proc, _ = quick_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "jobvisor bench (quick)" in proc.stdout
+    for name in SECTIONS:
+        assert name in proc.stdout
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.slow
+def test_quick_json_has_every_section_without_errors(quick_run):
+    """Every section is present with its params, machine note and no error."""
+    _, data = quick_run
+    for name in SECTIONS:
+        section = data[name]
+        assert section["error"] is None, f"{name}: {section['error']}"
+        assert section["params"]
+        assert _number(section["machine"]["cores"])
+        assert section["machine"]["python"]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.slow
+def test_quick_json_figures_are_numbers_and_no_job_is_lost(quick_run):
+    """Each section's headline figures are finite numbers; reconnection lost no job."""
+    _, data = quick_run
+    reconnect = data["reconnect"]
+    assert reconnect["lost"] == 0
+    for entry in reconnect["figures"]:
+        assert entry["lost"] == 0
+        for key in ("after_listening_ms", "after_process_start_ms"):
+            stats = entry["pooled"][key]
+            assert stats["count"] == entry["n"] * len(entry["restarts"])
+            assert all(_number(stats[k]) for k in ("min", "median", "p99", "max"))
+    for entry in data["throughput"]["figures"]:
+        assert _number(entry["supervisor_msgs_per_s"]) and entry["supervisor_msgs_per_s"] > 0
+        assert _number(entry["ceiling_msgs_per_s"]) and entry["ceiling_msgs_per_s"] > 0
+        assert _number(entry["ratio"])
+    overhead = data["overhead"]["figures"]
+    assert _number(overhead["sequential"]["added_median_ms"])
+    assert _number(overhead["sequential"]["added_p99_ms"])
+    assert _number(overhead["parallel"]["jobs_per_s"])
+    assert _number(overhead["parallel"]["bare_spawns_per_s"])
+    for entry in data["store"]["figures"]:
+        assert _number(entry["transactions_per_s"])
+        assert _number(entry["write_bytes_per_s"])
+    assert _number(data["store"]["tx_ratio"])
+    levels = data["rss"]["figures"]
+    assert all(_number(level["rss_bytes"]) for level in levels)
+    assert all(_number(level["bytes_per_job"]) for level in levels[1:])
