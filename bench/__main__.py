@@ -18,7 +18,7 @@ from typing import Any
 
 from bench import overhead, reconnect, report, rss, store, throughput
 from bench.harness import Run
-from bench.machine import machine
+from bench.machine import machine, mount_of
 
 SECTIONS: dict[str, Callable[[Run], dict[str, Any]]] = {
     "reconnect": reconnect.run,
@@ -40,6 +40,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only", default="", help=f"comma-separated subset of: {', '.join(SECTIONS)}"
+    )
+    parser.add_argument(
+        "--socket-base",
+        default="/tmp",
+        help="where the short socket folders are made (default /tmp; e.g. /dev/shm for tmpfs)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if args.quick else "full"
     began = time.monotonic()
     results: dict[str, Any] = {}
-    bench = Run(quick=args.quick, verbose=not args.quiet)
+    bench = Run(quick=args.quick, verbose=not args.quiet, socket_base=args.socket_base)
     try:
         for name in args.sections:
             bench.say(f"section {name}")
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.monotonic() - began, 1),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
+        "socket_folder_fs": mount_of(args.socket_base),
         "command": " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)]),
     }
     print(report.table(results, mode))

@@ -48,9 +48,10 @@ T = TypeVar("T")
 class Run:
     """One bench run: quick or full, a private temp folder, a marker for its processes."""
 
-    def __init__(self, *, quick: bool, verbose: bool = True) -> None:
+    def __init__(self, *, quick: bool, verbose: bool = True, socket_base: str = "/tmp") -> None:
         self.quick = quick
         self.verbose = verbose
+        self.socket_base = socket_base
         self.marker = f"jvbench-{uuid.uuid4().hex[:12]}"
         self.tmp = Path(tempfile.mkdtemp(prefix="jobvisor-bench-"))
         self._dirs: list[Path] = [self.tmp]
@@ -62,7 +63,7 @@ class Run:
 
     def short_dir(self) -> Path:
         """A fresh private folder with a short path, for Unix sockets (108-byte limit)."""
-        path = Path(tempfile.mkdtemp(prefix="jv-", dir="/tmp"))
+        path = Path(tempfile.mkdtemp(prefix="jv-", dir=self.socket_base))
         self._dirs.append(path)
         return path
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.cworker import Worker, build
 from bench.harness import Run, Server, Setup, wait_until
+from bench.machine import bind_cost_us, mount_of
 from bench.stats import percentile, summary
 
 PARALLEL = 4
@@ -53,6 +54,7 @@ def run(bench: Run) -> dict[str, Any]:
         concurrency=PARALLEL,
     )
     log = setup.dir / "bare.log"
+    create_us = bind_cost_us(str(setup.dir))
     server = setup.start()
     try:
         _batch(server, setup, "trivial", WARMUP_JOBS)  # first exec, page cache, ...
@@ -75,6 +77,8 @@ def run(bench: Run) -> dict[str, Any]:
             "parallel": PARALLEL,
             "transport": "unix",
             "worker": worker.description,
+            "state_folder_fs": mount_of(str(setup.dir)),
+            "file_create_us_median_at_start": create_us,
         },
         "figures": {
             "worker": worker.description,
@@ -101,6 +105,9 @@ def run(bench: Run) -> dict[str, Any]:
             "supervised latency ends when the supervisor receives 'completed' (before the "
             "ack's commit and the worker's exit); the bare one ends when wait() returns, "
             "exit included",
+            "each supervised job creates its own log file (the bare baseline appends to one "
+            "existing file): that file creation is part of the added cost; see "
+            "file_create_us_median_at_start for what it cost on this disk during the run",
             "jobs/s (supervised) also includes the ack's commit, noticing each exit (pidfd) "
             "and starting the next job; per-job SQLite commits use synchronous=NORMAL",
             *([f"C worker unavailable: {worker.note}"] if not worker.compiled else []),

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import Run, Server, Setup, wait_until
+from bench.machine import bind_cost_us, mount_of
 from bench.stats import summary
 from supervisor.views import parse_time
 
@@ -41,6 +42,8 @@ SUPERVISOR_LINE = "[jobvisor] worker reconnected"
 def run(bench: Run) -> dict[str, Any]:
     sizes = [10, 100] if bench.quick else [10, 100, 1000]
     restarts = 1 if bench.quick else 3
+    probe_dir = bench.short_dir()
+    bind_us = bind_cost_us(str(probe_dir))
     figures = []
     errors = []
     for n in sizes:
@@ -60,6 +63,8 @@ def run(bench: Run) -> dict[str, Any]:
             "transport": "unix",
             "real_worker_processes_up_to": REAL_WORKERS_UP_TO,
             "reattach_timeout_s": REATTACH_TIMEOUT,
+            "socket_folder_fs": mount_of(str(probe_dir)),
+            "socket_bind_us_median_at_start": bind_us,
         },
         "figures": figures,
         "lost": sum(f.get("lost", 0) for f in figures),
@@ -74,6 +79,9 @@ def run(bench: Run) -> dict[str, Any]:
             "are re-opened before the line is printed, and workers queue in their backlog",
             "one machine: the workers' retry loops compete with the starting supervisor "
             "for the same cores",
+            "a restart re-creates one socket file per live job (bind); 'after process start' "
+            "therefore depends on the socket folder's filesystem: see socket_folder_fs and "
+            "socket_bind_us_median_at_start (a noisy shared disk makes this vary by 10x)",
         ],
         "error": "; ".join(errors) or None,
     }
