@@ -42,9 +42,15 @@ def run(bench: Run) -> dict[str, Any]:
             frames = sup.pop("frames")
             ceiling = _ceiling(bench, n, window)
             rate, top = sup["supervisor_msgs_per_s"], ceiling["ceiling_msgs_per_s"]
-            figures.append(
-                {"n": n, **sup, **ceiling, "ratio": round(rate / top, 3) if top else None}
-            )
+            entry = {"n": n, **sup, **ceiling, "ratio": round(rate / top, 3) if top else None}
+            if sup["protocol_errors"] or sup["connections_lost"]:
+                # The supervisor closed flooding connections: the rate is not comparable.
+                entry["error"] = (
+                    f"invalid measurement: {sup['protocol_errors']} protocol errors, "
+                    f"{sup['connections_lost']} connections lost during the flood"
+                )
+                errors.append(f"N={n}: {entry['error']}")
+            figures.append(entry)
         except Exception as exc:
             errors.append(f"N={n}: {type(exc).__name__}: {exc}")
             figures.append({"n": n, "error": f"{type(exc).__name__}: {exc}"})
