@@ -7,12 +7,16 @@ from typing import Any
 from bench.machine import describe, machine
 
 
+def _one(x: float) -> str:
+    return f"{round(x, 1) or 0.0:.1f}"  # no "-0.0": a stamp a hair before listening is 0
+
+
 def _ms(s: dict[str, Any] | None) -> str:
     if not s or not s.get("count"):
         return "no samples"
     return (
-        f"min {s['min']:.1f} ms  median {s['median']:.1f} ms  "
-        f"p99 {s['p99']:.1f} ms  max {s['max']:.1f} ms"
+        f"min {_one(s['min'])} ms  median {_one(s['median'])} ms  "
+        f"p99 {_one(s['p99'])} ms  max {_one(s['max'])} ms"
     )
 
 
