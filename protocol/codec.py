@@ -123,6 +123,31 @@ class Decoder:
             frames.fail()
             raise
 
+    def receive(
+        self, data: bytes | bytearray | memoryview
+    ) -> tuple[list[Message], ProtocolError | None]:
+        """Append ``data``; return the messages it completes, and the error that ended
+        the stream if one did (the messages before a bad frame are still returned).
+
+        The fast path for a peer that reads a socket: one call per ``recv``. After an
+        error the decoder is failed, as with ``next_message``.
+        """
+        frames = self._frames
+        frames.receive_data(data)
+        bodies, error = frames.frames()
+        messages: list[Message] = []
+        append = messages.append
+        try:
+            for body in bodies:
+                append(from_wire(_unpackb(body, raw=False, timestamp=1, ext_hook=_refuse_ext)))
+        except _MSGPACK_ERRORS as exc:
+            frames.fail()
+            return messages, DecodeError(_describe(exc))
+        except ProtocolError as exc:
+            frames.fail()
+            return messages, exc
+        return messages, error
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[Message]:
         """Append ``data`` and return every message it completes."""
         self.receive_data(data)

@@ -62,7 +62,7 @@ class FrameDecoder:
             raise DecoderFailed("decoder already failed; the connection must be closed")
         self._buf += data
 
-    def next_frame(self) -> bytes | None:
+    def next_frame(self) -> bytearray | None:
         """Return the next complete frame body, or ``None`` when more bytes are needed."""
         if self._failed:
             raise DecoderFailed("decoder already failed; the connection must be closed")
@@ -82,14 +82,46 @@ class FrameDecoder:
         end = pos + HEADER_SIZE + size
         if end > len(buf):
             return None
-        body = bytes(buf[pos + HEADER_SIZE : end])
+        body = buf[pos + HEADER_SIZE : end]  # the one copy: this frame's body
         self._pos = end
         return body
+
+    def frames(self) -> tuple[list[bytearray], FrameTooLarge | None]:
+        """Every complete frame body now buffered, then compact; the same as calling
+        ``next_frame`` until ``None``, in one pass. An oversized header ends the list and
+        is returned (not raised) so the frames before it are not lost."""
+        if self._failed:
+            raise DecoderFailed("decoder already failed; the connection must be closed")
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        limit = self.max_frame
+        bodies: list[bytearray] = []
+        while end - pos >= HEADER_SIZE:
+            (size,) = _unpack_header(buf, pos)
+            if size > limit:
+                self._pos = pos
+                self.fail()
+                error = FrameTooLarge(
+                    f"frame announces {size} bytes, more than the {limit}-byte limit"
+                )
+                return bodies, error
+            stop = pos + HEADER_SIZE + size
+            if stop > end:
+                break
+            bodies.append(buf[pos + HEADER_SIZE : stop])
+            pos = stop
+        self._pos = pos
+        self.compact()
+        return bodies, None
 
     def compact(self) -> None:
         """Drop consumed bytes; cheap, since only a partial frame can remain."""
         if self._pos:
-            del self._buf[: self._pos]
+            if self._pos == len(self._buf):
+                self._buf = bytearray()  # all consumed: let a big burst's memory go
+            else:
+                del self._buf[: self._pos]
             self._pos = 0
 
     def fail(self) -> None:

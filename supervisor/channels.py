@@ -16,7 +16,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Protocol
 
-from protocol import Decoder, Error, ErrorCode, Message, ProtocolError, encode
+from protocol import Decoder, Error, ErrorCode, Message, encode
 
 if TYPE_CHECKING:
     from supervisor.attempts import Attempt
@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RECV_SIZE = 256 * 1024
+# One read per readiness event; with the loop's time budget this keeps every iteration
+# short (HTTP, timers and commits are not starved by a flooding worker).
+RECV_SIZE = 64 * 1024
 # A worker that does not read what we send (acks, cancels: a few bytes each) is broken;
 # cap what we hold for it rather than grow without bound.
 MAX_OUTBUF = 1 << 20
@@ -69,7 +71,7 @@ class WorkerConn:
         self.closed = False
         self._out = bytearray()
         self._writing = False
-        loop.add_reader(sock, self._on_io)
+        loop.add_reader(sock, self._on_io, bulk=True)
 
     @property
     def job_id(self) -> str:
@@ -98,19 +100,7 @@ class WorkerConn:
 
     def receive(self, data: bytes) -> None:
         """Decode ``data`` and hand over the messages; reject on a protocol error."""
-        decoder = self.decoder
-        decoder.receive_data(data)
-        messages: list[Message] = []
-        error: ProtocolError | None = None
-        while True:
-            try:
-                message = decoder.next_message()
-            except ProtocolError as exc:
-                error = exc
-                break
-            if message is None:
-                break
-            messages.append(message)
+        messages, error = self.decoder.receive(data)
         if messages:
             self.owner.on_worker_messages(self, messages)
         if error is not None and not self.closed:

@@ -27,6 +27,7 @@ import selectors
 import signal
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
@@ -43,6 +44,9 @@ EVENT_WRITE = selectors.EVENT_WRITE
 # Even with nothing scheduled, wake up now and then: it bounds the damage of a missed
 # wakeup (a bug) to a delay instead of a hang. Deadlines, not this, drive all work.
 MAX_SLEEP = 30.0
+# How long worker connections may be served in one iteration before timers, commits,
+# outputs and HTTP get their turn (the real clock: it bounds CPU time, it is no deadline).
+IO_BUDGET = 0.02
 
 
 class Flushable(Protocol):
@@ -62,6 +66,8 @@ class Loop:
         self.busy: Callable[[], bool] = lambda: False  # uncommitted work: do not sleep
         self.thread: threading.Thread | None = None
         self._stop = False
+        self._bulk: set[int] = set()
+        self._cursor = 0  # where the last iteration's budget ran out among bulk sources
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -69,15 +75,23 @@ class Loop:
 
     # --- registration ---------------------------------------------------------------------
 
-    def add_reader(self, fileobj: Any, handler: Handler) -> None:
-        self.selector.register(fileobj, EVENT_READ, handler)
+    def add_reader(self, fileobj: Any, handler: Handler, *, bulk: bool = False) -> None:
+        """Call ``handler(mask)`` when ``fileobj`` is readable.
+
+        ``bulk`` sources (worker connections) share a time budget per iteration; the
+        others (listeners, HTTP, pidfds, the wakeup) are always served at once.
+        """
+        key = self.selector.register(fileobj, EVENT_READ, handler)
+        if bulk:
+            self._bulk.add(key.fd)
 
     def set_events(self, fileobj: Any, events: int, handler: Handler) -> None:
         self.selector.modify(fileobj, events, handler)
 
     def remove(self, fileobj: Any) -> None:
         with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(fileobj)
+            key = self.selector.unregister(fileobj)
+            self._bulk.discard(key.fd)
 
     def call_soon(self, callback: Callable[[], Any]) -> None:
         self._ready.append(callback)
@@ -138,8 +152,15 @@ class Loop:
     def run_once(self, timeout: float | None = None) -> None:
         """One iteration: poll, timers, ready work, commit, release outputs."""
         wait = self._timeout() if timeout is None else min(timeout, self._timeout())
-        for key, mask in self.selector.select(wait):
-            self._run(key.data, mask)
+        events = self.selector.select(wait)
+        bulk: list[tuple[selectors.SelectorKey, int]] = []
+        for key, mask in events:
+            if key.fd in self._bulk:
+                bulk.append((key, mask))
+            else:
+                self._run(key.data, mask)
+        if bulk:
+            self._serve_bulk(bulk)
         now = self.clock.monotonic()
         while (callback := self.timers.pop_due(now)) is not None:
             self._run(callback)
@@ -148,6 +169,26 @@ class Loop:
         for _ in range(len(self._ready)):  # work queued now waits for the next round
             self._run(self._ready.popleft())
         self.commit_and_release()
+
+    def _serve_bulk(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+        """Serve ready worker connections for at most IO_BUDGET seconds.
+
+        Sockets left over stay readable and come back next time (level-triggered), and
+        the next iteration starts where this one stopped: epoll reports ready sockets in a
+        stable order, so this is round-robin and no flooding worker starves the others,
+        nor the timers, commits and HTTP requests that run between iterations.
+        """
+        count = len(ready)
+        start = self._cursor % count
+        stop_at = time.perf_counter() + IO_BUDGET
+        served = 0
+        for i in range(count):
+            key, mask = ready[(start + i) % count]
+            self._run(key.data, mask)
+            served += 1
+            if time.perf_counter() > stop_at:
+                break
+        self._cursor = start + served
 
     def commit_and_release(self) -> None:
         """Commit, then release what the iteration produced: events and callbacks, then bytes.

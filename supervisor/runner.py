@@ -313,29 +313,57 @@ class Runner:
         )
 
     def on_worker_messages(self, conn: WorkerConn, messages: list[Message]) -> None:
+        """A batch of messages from one connection (one ``recv``), in order.
+
+        The hot path: under load nearly all are heartbeats (liveness only, recorded once
+        per batch) and progress (only the latest of a run of them matters, so it is
+        applied once, before any other message and at the end of the batch).
+        """
         self.counters.worker_messages += len(messages)
         attempt = conn.attempt
+        progress: Progress | None = None
         for message in messages:
-            if conn.closed:
-                return
+            kind = type(message)
             if attempt is None:
-                if type(message) is not Hello:
+                if kind is not Hello:
                     conn.reject(
                         ErrorCode.HANDSHAKE_REQUIRED,
                         f"the first message must be hello, got {message.TYPE}",
                     )
                     return
+                assert isinstance(message, Hello)
                 attempt = self._on_hello(conn, message)
                 if attempt is None:
                     return
                 continue
+            if kind is Heartbeat:
+                continue
+            if kind is Progress:
+                progress = message  # type: ignore[assignment]
+                continue
+            if progress is not None:
+                self._apply_progress(attempt, progress)
+                progress = None
             self._dispatch(attempt, conn, message)
-        if attempt is not None and attempt.conn is conn:
-            attempt.last_seen = self.sup.clock.monotonic()
-            attempt.stale = False
+            if conn.closed:
+                return
+        if attempt is None or attempt.conn is not conn:
+            return
+        if progress is not None:
+            self._apply_progress(attempt, progress)
+        attempt.last_seen = self.sup.clock.monotonic()
+        attempt.stale = False
+        job = attempt.job
+        job.last_heartbeat = self.sup.clock.wall()
+        self.table.touch(job)
+
+    def _apply_progress(self, attempt: Attempt, message: Progress) -> None:
+        if attempt.outcome is None:
             job = attempt.job
-            job.last_heartbeat = self.sup.clock.wall()
-            self.table.touch(job)
+            job.progress = message.percent
+            job.progress_message = message.message
+            job.progress_data = message.data
+            self.sup.progress_changed(job)
 
     def _on_hello(self, conn: WorkerConn, hello: Hello) -> Attempt | None:
         if hello.v != PROTOCOL_VERSION:
@@ -402,17 +430,10 @@ class Runner:
 
     def _dispatch(self, attempt: Attempt, conn: WorkerConn, message: Message) -> None:
         kind = type(message)
-        if kind is Heartbeat or kind is Started:
-            return  # liveness is recorded per batch by the caller
+        if kind is Started:
+            return  # heartbeats and progress are handled by the caller, in batches
         job = attempt.job
-        if kind is Progress:
-            assert isinstance(message, Progress)
-            if attempt.outcome is None:
-                job.progress = message.percent
-                job.progress_message = message.message
-                job.progress_data = message.data
-                self.sup.progress_changed(job)
-        elif kind is Log:
+        if kind is Log:
             assert isinstance(message, Log)
             path = joblogs.log_path(self.settings.log_dir, job.id)
             joblogs.append(

@@ -7,6 +7,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocol import (
     LOG_LEVELS,
@@ -28,6 +30,7 @@ from protocol import (
     Welcome,
     from_wire,
 )
+from protocol.messages import _CHECKS, _FAST, OUTCOMES
 
 # The smallest valid map of each type: required fields only.
 MINIMAL: dict[str, dict[str, Any]] = {
@@ -298,3 +301,33 @@ def test_messages_compare_by_value() -> None:
     assert Failed(error="e", stack="s") == Failed(error="e", stack="s")
     assert Failed(error="e") != Failed(error="e", stack="s")
     assert Hello(1, "j", "t", 2) == from_wire(MINIMAL["hello"] | {"pid": 2})
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.binary(max_size=4),
+    st.sampled_from(["info", "warn", "completed", "failed", "", "debug", "error"]),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+)
+
+
+@pytest.mark.parametrize("name", sorted(_CHECKS))
+@given(value=_VALUES)
+def test_inline_fast_checks_agree_with_the_checkers(name: str, value: object) -> None:
+    """The generated parsers' inline test accepts exactly what the field's checker accepts."""
+    fast = _FAST[name]
+    try:
+        _CHECKS[name]("t", name, value)
+        accepted = True
+    except InvalidMessage:
+        accepted = False
+    if fast is None:
+        assert accepted
+        return
+    namespace = {"isfinite": math.isfinite, "LOG_LEVELS": LOG_LEVELS, "OUTCOMES": OUTCOMES}
+    assert bool(eval(fast, namespace, {"v": value})) is accepted

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from protocol import (
     MESSAGE_TYPES,
     Decoder,
+    Heartbeat,
     Message,
     ProtocolError,
     decode_body,
@@ -108,3 +109,44 @@ def test_message_like_maps_validate_or_raise_invalid_message(wire: dict[str, Any
         return
     body = encode_body(message)
     assert encode_body(decode_body(body)) == body
+
+
+def _one_at_a_time(chunks: list[bytes]) -> tuple[list[Message], str | None]:
+    decoder = Decoder()
+    got: list[Message] = []
+    for chunk in chunks:
+        decoder.receive_data(chunk)
+        try:
+            while (message := decoder.next_message()) is not None:
+                got.append(message)
+        except ProtocolError as exc:
+            return got, f"{exc.code}: {exc.message}"
+    return got, None
+
+
+def _batched(chunks: list[bytes]) -> tuple[list[Message], str | None]:
+    decoder = Decoder()
+    got: list[Message] = []
+    for chunk in chunks:
+        messages, error = decoder.receive(chunk)
+        got += messages
+        if error is not None:
+            return got, f"{error.code}: {error.message}"
+    return got, None
+
+
+@given(hostile_streams(), st.data())
+def test_batched_receive_agrees_with_next_message(data: bytes, draw: st.DataObject) -> None:
+    """receive() (the supervisor's fast path) gives the same messages and error as next_message."""
+    chunks = draw.draw(splits(data)) if data else [b""]
+    assert _batched(chunks) == _one_at_a_time(chunks)
+    whole = [data]
+    assert _batched(whole) == _one_at_a_time(whole)
+
+
+def test_heartbeats_without_fields_share_one_instance() -> None:
+    """A bare heartbeat decodes to one shared frozen instance; one with ts does not."""
+    frames = encode(Heartbeat()) * 2 + encode(Heartbeat(ts=5))
+    first, second, third = Decoder().feed(frames)
+    assert first is second
+    assert third == Heartbeat(ts=5) and third is not first

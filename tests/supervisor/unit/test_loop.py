@@ -274,3 +274,44 @@ def test_a_store_error_from_a_handler_propagates(loop):
     loop.call_soon(handler)
     with pytest.raises(StoreError, match="cannot read"):
         loop.run_once(timeout=0)
+
+
+def test_bulk_sources_share_a_budget_round_robin_and_others_never_wait(loop: Loop):
+    """Busy worker sockets get IO_BUDGET per iteration in turn; a control socket every time."""
+    from supervisor import loop as loop_module
+
+    pairs = [socket.socketpair() for _ in range(12)]
+    served: list[int] = []
+    control_hits = 0
+
+    def slow(index: int):
+        def handle(mask: int) -> None:
+            served.append(index)
+            time.sleep(loop_module.IO_BUDGET / 3)  # three of these fill a budget
+
+        return handle
+
+    def control(mask: int) -> None:
+        nonlocal control_hits
+        control_hits += 1
+
+    try:
+        for index, (a, b) in enumerate(pairs):
+            b.send(b"x")  # stays readable: the handler never reads it
+            loop.add_reader(a, slow(index), bulk=True)
+        ctrl_a, ctrl_b = socket.socketpair()
+        ctrl_b.send(b"x")
+        loop.add_reader(ctrl_a, control)
+        for _ in range(8):
+            loop.run_once(timeout=0)
+        assert control_hits == 8  # served in every iteration, however busy the rest
+        per_iteration = len(served) / 8
+        assert per_iteration < 6  # the budget cut each iteration short
+        assert set(served[:36]) == set(range(12))  # and every worker got its turn soon
+        ctrl_a.close()
+        ctrl_b.close()
+    finally:
+        for a, b in pairs:
+            loop.remove(a)
+            a.close()
+            b.close()
