@@ -39,9 +39,17 @@ __all__ = [
 TEST_RUN_VAR = "JOBVISOR_TEST_RUN"
 
 
+SOCKET_BASE_VAR = "JOBVISOR_TEST_SOCKET_BASE"
+
+
 def short_socket_dir() -> str:
-    """A fresh private folder with a short path (Unix socket paths max out at 107 bytes)."""
-    return tempfile.mkdtemp(prefix="jv-", dir="/tmp")
+    """A fresh private folder with a short path (Unix socket paths max out at 107 bytes).
+
+    Made under ``$JOBVISOR_TEST_SOCKET_BASE`` when set (jobvisor's test session points it
+    at a folder it removes at the end), else under /tmp.
+    """
+    base = os.environ.get(SOCKET_BASE_VAR) or "/tmp"  # noqa: S108 - mkdtemp: private, unique
+    return tempfile.mkdtemp(prefix="jv-", dir=base)
 
 
 def make_settings(
