@@ -40,10 +40,11 @@ log = logging.getLogger(__name__)
 
 
 def recover(runner: Runner, running: list[JobRecord], finished: list[JobRecord]) -> None:
+    adopt = _Adopter()
     for job in running:
-        _recover_running(runner, job)
+        _recover_running(runner, job, adopt)
     for job in finished:
-        _recover_finished(runner, job)
+        _recover_finished(runner, job, adopt)
     if runner.settings.transport == "unix":
         keep = [a.endpoint.path for a in runner.attempts.values() if a.endpoint.path]
         for path in clean_stale_sockets(runner.settings.job_socket_dir, keep):
@@ -60,12 +61,26 @@ def _stub_kind(runner: Runner, job: JobRecord) -> JobKind:
     )
 
 
-def _recover_running(runner: Runner, job: JobRecord) -> None:
+class _Adopter:
+    """``ProcessHandle.adopt``, asked once per (pid, start time): one process may serve
+    many jobs (a load generator), and each check reads /proc and opens a pidfd."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, float | None], ProcessHandle | None] = {}
+
+    def __call__(self, pid: int, start: float | None) -> ProcessHandle | None:
+        key = (pid, start)
+        if key not in self._seen:
+            self._seen[key] = ProcessHandle.adopt(pid, start)
+        return self._seen[key]
+
+
+def _recover_running(runner: Runner, job: JobRecord, adopt: _Adopter) -> None:
     sup = runner.sup
     kind = _kind_for(runner, job)
     proc: ProcessHandle | None = None
     if job.pid is not None:
-        proc = ProcessHandle.adopt(job.pid, job.pid_start_time)
+        proc = adopt(job.pid, job.pid_start_time)
     else:
         proc = find_worker(job.id)
         if proc is not None:
@@ -141,13 +156,13 @@ def _arm_orphan_window(runner: Runner, attempt: Attempt) -> None:
     runner.loop.call_later(("orphan", attempt.job_id), window, expired)
 
 
-def _recover_finished(runner: Runner, job: JobRecord) -> None:
+def _recover_finished(runner: Runner, job: JobRecord, adopt: _Adopter) -> None:
     """A finished job whose worker may still wait for its ack (see module docstring)."""
     if job.process_state in (None, ProcessState.EXITED) or job.token_hash is None:
         return
     if job.socket_path is None and job.tcp_port is None:
         return
-    proc = ProcessHandle.adopt(job.pid, job.pid_start_time) if job.pid is not None else None
+    proc = adopt(job.pid, job.pid_start_time) if job.pid is not None else None
     if proc is None:
         runner.table.set_process_state(job, ProcessState.EXITED)
         return
