@@ -117,6 +117,11 @@ class SupervisorThread:
 
         return self.call(snapshot)
 
+    def on(self, pattern: str, callback: Callable[[Event], Any]) -> Callable[[], None]:
+        """Subscribe to events (``*`` wildcards). The callback runs on the loop thread,
+        after the change it reports is committed: keep it short, never block in it."""
+        return self.call(lambda: self.sup.on(pattern, callback))
+
     def cancel(self, job_id: str, reason: str = "cancelled") -> dict[str, Any]:
         return self.call(lambda: job_json(self.sup.cancel(job_id, reason)))
 
