@@ -35,9 +35,9 @@ from typing import Any, TypeVar
 import psutil
 
 from bench.child import Child
+from supervisor.attempts import hash_token
 from supervisor.config import Settings, load_config
 from supervisor.records import JobRecord, new_job_id
-from supervisor.runner import hash_token
 from supervisor.states import JobStatus, ProcessState
 from supervisor.stores.sqlite import SqliteStore
 from supervisor.testing import TEST_RUN_VAR, ServerProcess

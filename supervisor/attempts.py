@@ -8,6 +8,7 @@ waiting for its ack, or being stopped after a cancel.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,3 +44,8 @@ class Attempt:
     @property
     def stopping(self) -> bool:
         return self.kill_reason is not None
+
+
+def hash_token(token: str) -> str:
+    """What is stored of an attempt's token: its SHA-256, never the token itself."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

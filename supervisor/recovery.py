@@ -139,7 +139,7 @@ def _lose(runner: Runner, attempt: Attempt, reason: str) -> None:
     runner.sup.counters.lost += 1
     runner.sup.emit("job.lost", job, reason=reason)
     runner.log_line(job, f"worker lost: {reason}")
-    runner.stop_attempt(attempt, f"worker lost: {reason}", "lost")
+    runner.stop(attempt, f"worker lost: {reason}", "lost")
 
 
 def _arm_orphan_window(runner: Runner, attempt: Attempt) -> None:
@@ -151,7 +151,7 @@ def _arm_orphan_window(runner: Runner, attempt: Attempt) -> None:
         if attempt.outcome is None and attempt.job.status is JobStatus.RUNNING:
             _lose(runner, attempt, f"did not reconnect within {window:g} s of the restart")
         else:
-            runner.stop_attempt(attempt, "finished, and did not come back for its ack", "linger")
+            runner.stop(attempt, "finished, and did not come back for its ack", "linger")
 
     runner.loop.call_later(("orphan", attempt.job_id), window, expired)
 
@@ -169,7 +169,7 @@ def _recover_finished(runner: Runner, job: JobRecord, adopt: _Adopter) -> None:
     attempt = runner.adopt(job, _kind_for(runner, job) or _stub_kind(runner, job), proc)
     attempt.outcome = job.status.value
     if job.status is JobStatus.CANCELLED or attempt.listener is None:
-        runner.stop_attempt(attempt, f"job is {job.status}", "linger")
+        runner.stop(attempt, f"job is {job.status}", "linger")
     else:
         runner.table.set_process_state(job, ProcessState.ORPHANED)
         _arm_orphan_window(runner, attempt)

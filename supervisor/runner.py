@@ -1,4 +1,4 @@
-"""The runner: each attempt's worker process, socket, timers and protocol conversation.
+"""The runner: each attempt's worker process, endpoint and timers, from spawn to exit.
 
 Theory of operation. ``start`` takes a batch of pending jobs and, for each, reserves an
 endpoint, opens its listener, mints a token and marks the job running *and commits*;
@@ -22,35 +22,23 @@ one watchdog timer per attempt re-arms itself from ``last_seen`` when it fires
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import logging
 import os
 import secrets
 import signal
+import socket
 from collections import Counter
 from collections.abc import Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from protocol import (
-    PROTOCOL_VERSION,
-    Ack,
     Cancel,
-    Completed,
-    ErrorCode,
-    Failed,
-    Heartbeat,
-    Hello,
-    Log,
-    Message,
-    Progress,
-    Started,
-    Welcome,
 )
 from supervisor import faults, joblogs, recovery
-from supervisor.attempts import Attempt
-from supervisor.channels import JobListener, WorkerConn
+from supervisor.attempts import Attempt, hash_token
+from supervisor.channels import JobListener
+from supervisor.conversation import Conversation
 from supervisor.endpoints import (
     Endpoint,
     Reservations,
@@ -71,7 +59,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HANDSHAKE_TIMEOUT = 10.0
 # How often to look at a process we cannot watch with a pidfd.
 POLL_INTERVAL = 0.5
 
@@ -82,10 +69,6 @@ class _Watch:
 
     handle: ProcessHandle
     attempts: set[Attempt]
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Runner:
@@ -99,7 +82,8 @@ class Runner:
         self._watches: dict[int, _Watch] = {}  # by PID
         self.reservations = Reservations()
         self._busy: Counter[str] = Counter()
-        self._detaching = False
+        self.detaching = False  # a graceful stop: connections close, nothing changes
+        self.conversation = Conversation(self)
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -126,6 +110,18 @@ class Runner:
     def _add(self, attempt: Attempt) -> None:
         self.attempts[attempt.job_id] = attempt
         self._busy[attempt.kind.name] += 1
+
+    def listener(self, job_id: str, sock: socket.socket) -> JobListener:
+        """Serve ``sock`` (bound and listening) as the endpoint of ``job_id``."""
+        return JobListener(self.loop, sock, job_id, self.conversation, self.settings.max_frame_size)
+
+    def reopen_listener(self, attempt: Attempt) -> None:
+        """The worker's connection dropped: listen again where it will reconnect."""
+        assert attempt.endpoint.path is not None
+        try:
+            attempt.listener = self.listener(attempt.job_id, listen_unix(attempt.endpoint.path))
+        except OSError as exc:
+            log.error("job %s: cannot re-open %s: %s", attempt.job_id, attempt.endpoint, exc)
 
     def log_line(self, job: JobRecord, message: str) -> None:
         path = joblogs.log_path(self.settings.log_dir, job.id)
@@ -178,9 +174,7 @@ class Runner:
             )
             self.table.set_process_state(job, ProcessState.SPAWNING, pid=None, pid_start_time=None)
             attempt = Attempt(job, kind, number, endpoint, hash_token(token))
-            attempt.listener = JobListener(
-                self.loop, sock, job.id, self, self.settings.max_frame_size
-            )
+            attempt.listener = self.listener(job.id, sock)
             attempt.last_seen = self.sup.clock.monotonic()
             self._add(attempt)
             ready.append((attempt, token))
@@ -246,7 +240,7 @@ class Runner:
         attempt.proc = proc
         self.table.update(job, pid=proc.pid, pid_start_time=proc.start_time)
         self._watch_process(attempt)
-        self._arm_watchdog(attempt)
+        self.arm_watchdog(attempt)
         self.arm_timeout(attempt)
         self.counters.spawned += 1
         self.sup.emit("job.external.spawned", job, pid=proc.pid, socket=attempt.endpoint.address)
@@ -282,7 +276,7 @@ class Runner:
 
     def _process_exited(self, watch: _Watch) -> None:
         for attempt in list(watch.attempts):
-            self._on_exit(attempt)
+            self.on_exit(attempt)
 
     def _unwatch(self, attempt: Attempt) -> None:
         proc = attempt.proc
@@ -300,214 +294,9 @@ class Runner:
                 self.loop.remove(proc.pidfd)
             proc.close()
 
-    # --- the conversation -----------------------------------------------------------------
-
-    def on_worker_accepted(self, conn: WorkerConn) -> None:
-        self.counters.worker_connections += 1
-        self.loop.call_later(
-            ("hello", conn.id),
-            HANDSHAKE_TIMEOUT,
-            lambda: conn.reject(
-                ErrorCode.HANDSHAKE_REQUIRED, f"no hello within {HANDSHAKE_TIMEOUT:g} s"
-            ),
-        )
-
-    def on_worker_messages(self, conn: WorkerConn, messages: list[Message]) -> None:
-        """A batch of messages from one connection (one ``recv``), in order.
-
-        The hot path: under load nearly all are heartbeats (liveness only, recorded once
-        per batch) and progress (only the latest of a run of them matters, so it is
-        applied once, before any other message and at the end of the batch).
-        """
-        self.counters.worker_messages += len(messages)
-        attempt = conn.attempt
-        progress: Progress | None = None
-        for message in messages:
-            kind = type(message)
-            if attempt is None:
-                if kind is not Hello:
-                    conn.reject(
-                        ErrorCode.HANDSHAKE_REQUIRED,
-                        f"the first message must be hello, got {message.TYPE}",
-                    )
-                    return
-                assert isinstance(message, Hello)
-                attempt = self._on_hello(conn, message)
-                if attempt is None:
-                    return
-                continue
-            if kind is Heartbeat:
-                continue
-            if kind is Progress:
-                progress = message  # type: ignore[assignment]
-                continue
-            if progress is not None:
-                self._apply_progress(attempt, progress)
-                progress = None
-            self._dispatch(attempt, conn, message)
-            if conn.closed:
-                return
-        if attempt is None or attempt.conn is not conn:
-            return
-        if progress is not None:
-            self._apply_progress(attempt, progress)
-        attempt.last_seen = self.sup.clock.monotonic()
-        attempt.stale = False
-        job = attempt.job
-        job.last_heartbeat = self.sup.clock.wall()
-        self.table.touch(job)
-
-    def _apply_progress(self, attempt: Attempt, message: Progress) -> None:
-        if attempt.outcome is None:
-            job = attempt.job
-            job.progress = message.percent
-            job.progress_message = message.message
-            job.progress_data = message.data
-            self.sup.progress_changed(job)
-
-    def _on_hello(self, conn: WorkerConn, hello: Hello) -> Attempt | None:
-        if hello.v != PROTOCOL_VERSION:
-            conn.reject(
-                ErrorCode.UNSUPPORTED_VERSION,
-                f"protocol version {hello.v} is not supported "
-                f"(this supervisor speaks {PROTOCOL_VERSION})",
-            )
-            return None
-        if hello.job_id != conn.job_id:
-            conn.reject(
-                ErrorCode.WRONG_JOB,
-                f"this socket belongs to job {conn.job_id}, not to job {hello.job_id}",
-            )
-            return None
-        attempt = self.attempts.get(conn.job_id)
-        if attempt is None:
-            conn.reject(ErrorCode.JOB_NOT_RUNNING, f"job {conn.job_id} has no running attempt")
-            return None
-        if not hmac.compare_digest(hash_token(hello.token), attempt.token_hash):
-            conn.reject(
-                ErrorCode.BAD_TOKEN,
-                f"invalid token for job {conn.job_id} (wrong token, or an attempt that was "
-                "superseded)",
-            )
-            return None
-        self.loop.cancel_timer(("hello", conn.id))
-        job = attempt.job
-        old = attempt.conn
-        if old is not None and old is not conn:
-            old.attempt = None
-            old.close("replaced by the worker's new connection")
-        conn.attempt = attempt
-        attempt.conn = conn
-        conn.listener.pending.discard(conn)
-        previous = job.process_state
-        if previous is not ProcessState.RUNNING:
-            self.table.set_process_state(job, ProcessState.RUNNING)
-        self.loop.cancel_timer(("orphan", job.id))
-        if previous in (ProcessState.ORPHANED, ProcessState.RECONNECTING):
-            self.counters.reconnected += 1
-            self.log_line(job, f"worker reconnected (pid {hello.pid})")
-            self.sup.emit("job.reconnected", job, pid=hello.pid)
-        attempt.last_seen = self.sup.clock.monotonic()
-        if attempt.outcome is None and ("watch", job.id) not in self.loop.timers:
-            self._arm_watchdog(attempt)
-        conn.send(
-            Welcome(
-                job_id=job.id,
-                name=job.name,
-                data=job.data,
-                attempt=attempt.number,
-                heartbeat_interval=attempt.kind.heartbeat_interval,
-            )
-        )
-        if attempt.outcome == "cancelled":
-            conn.send(Cancel(reason=attempt.kill_reason))
-        if attempt.endpoint.path is not None and attempt.listener is not None:
-            # One fd per connected job instead of two; re-opened if the connection drops.
-            attempt.listener.close()
-            attempt.listener = None
-            remove_socket_file(attempt.endpoint.path)
-        return attempt
-
-    def _dispatch(self, attempt: Attempt, conn: WorkerConn, message: Message) -> None:
-        kind = type(message)
-        if kind is Started:
-            return  # heartbeats and progress are handled by the caller, in batches
-        job = attempt.job
-        if kind is Log:
-            assert isinstance(message, Log)
-            path = joblogs.log_path(self.settings.log_dir, job.id)
-            joblogs.append(
-                path, self.sup.clock.wall(), message.level, message.message, message.data
-            )
-            self.sup.emit(
-                "job.external.log",
-                job,
-                level=message.level,
-                message=message.message,
-                data=message.data,
-            )
-        elif kind is Completed or kind is Failed:
-            self._on_outcome(attempt, conn, message)
-        elif kind is Hello:
-            conn.reject(ErrorCode.UNEXPECTED_MESSAGE, "hello on a connection that already said it")
-        else:
-            conn.reject(
-                ErrorCode.UNEXPECTED_MESSAGE,
-                f"{message.TYPE} is sent by the supervisor, not by workers",
-            )
-
-    def _on_outcome(self, attempt: Attempt, conn: WorkerConn, message: Message) -> None:
-        job = attempt.job
-        if attempt.outcome is None and job.status is JobStatus.RUNNING:
-            if isinstance(message, Completed):
-                attempt.outcome = "completed"
-                self.sup.attempt_completed(job, message.result)
-                self.log_line(job, f"attempt {attempt.number} completed")
-            else:
-                assert isinstance(message, Failed)
-                attempt.outcome = "failed"
-                self.sup.attempt_failed(
-                    job, {"message": message.error, "stack": message.stack, "reason": "failed"}
-                )
-                self.log_line(job, f"attempt {attempt.number} failed: {message.error}")
-            for timer in ("watch", "timeout"):
-                self.loop.cancel_timer((timer, job.id))
-            # A finished worker is expected to exit; one that lingers is stopped.
-            self.loop.call_later(
-                ("linger", job.id),
-                self.settings.kill_grace,
-                lambda: self._stop(attempt, "finished but did not exit", "linger"),
-            )
-        # A duplicate (a resend after a reconnect) is acked again: idempotent.
-        conn.send(Ack(of=message.TYPE))
-        self.loop.after_commit(lambda: faults.reached("outcome"))
-
-    def on_worker_closed(self, conn: WorkerConn) -> None:
-        self.loop.cancel_timer(("hello", conn.id))
-        attempt = conn.attempt
-        if attempt is None or attempt.conn is not conn or self._detaching:
-            return
-        attempt.conn = None
-        if attempt.proc is not None and attempt.proc.poll():
-            self._on_exit(attempt)
-            return
-        if attempt.outcome is None and attempt.job.process_state is ProcessState.RUNNING:
-            self.table.set_process_state(attempt.job, ProcessState.RECONNECTING)
-        if attempt.listener is None and attempt.endpoint.path is not None:
-            try:
-                attempt.listener = JobListener(
-                    self.loop,
-                    listen_unix(attempt.endpoint.path),
-                    attempt.job_id,
-                    self,
-                    self.settings.max_frame_size,
-                )
-            except OSError as exc:
-                log.error("job %s: cannot re-open %s: %s", attempt.job_id, attempt.endpoint, exc)
-
     # --- liveness and stopping ------------------------------------------------------------
 
-    def _arm_watchdog(self, attempt: Attempt) -> None:
+    def arm_watchdog(self, attempt: Attempt) -> None:
         timeout = attempt.kind.heartbeat_timeout * (2 if attempt.stale else 1)
         self.loop.call_at(
             ("watch", attempt.job_id), attempt.last_seen + timeout, lambda: self._watchdog(attempt)
@@ -519,7 +308,7 @@ class Runner:
         timeout = attempt.kind.heartbeat_timeout
         silent = self.sup.clock.monotonic() - attempt.last_seen
         if silent >= 2 * timeout:
-            self._stop(
+            self.stop(
                 attempt,
                 f"no message from the worker for {silent:.1f} s "
                 f"(heartbeat_timeout {timeout:g} s; killed at twice that)",
@@ -530,7 +319,7 @@ class Runner:
             attempt.stale = True
             self.log_line(attempt.job, f"worker silent for {silent:.1f} s: stale")
             self.sup.emit("job.stale", attempt.job, silent_for=round(silent, 3))
-        self._arm_watchdog(attempt)
+        self.arm_watchdog(attempt)
 
     def arm_timeout(self, attempt: Attempt) -> None:
         """Kill the attempt ``timeout`` seconds after it started (also after a restart)."""
@@ -544,7 +333,7 @@ class Runner:
 
     def _timed_out(self, attempt: Attempt) -> None:
         if attempt.outcome is None:
-            self._stop(attempt, f"timed out after {attempt.kind.timeout:g} s", "timeout")
+            self.stop(attempt, f"timed out after {attempt.kind.timeout:g} s", "timeout")
 
     def cancel(self, job: JobRecord, reason: str) -> None:
         attempt = self.attempts.get(job.id)
@@ -554,9 +343,9 @@ class Runner:
         for timer in ("watch", "timeout"):
             self.loop.cancel_timer((timer, job.id))
         self.log_line(job, f"cancel requested: {reason}")
-        self._stop(attempt, reason, "cancelled", polite=True)
+        self.stop(attempt, reason, "cancelled", polite=True)
 
-    def _stop(self, attempt: Attempt, reason: str, code: str, *, polite: bool = False) -> None:
+    def stop(self, attempt: Attempt, reason: str, code: str, *, polite: bool = False) -> None:
         """Stop the worker: ask (cancel frame), then TERM, then KILL, a grace apart."""
         if attempt.kill_reason is None:
             attempt.kill_reason = reason
@@ -583,7 +372,7 @@ class Runner:
 
     # --- the end of an attempt ------------------------------------------------------------
 
-    def _on_exit(self, attempt: Attempt) -> None:
+    def on_exit(self, attempt: Attempt) -> None:
         proc = attempt.proc
         if proc is None or self.attempts.get(attempt.job_id) is not attempt:
             return
@@ -643,7 +432,7 @@ class Runner:
 
     def detach_all(self) -> None:
         """Graceful stop: close our side of everything, leave the workers running."""
-        self._detaching = True
+        self.detaching = True
         for attempt in list(self.attempts.values()):
             if attempt.listener is not None:
                 attempt.listener.close()
@@ -682,11 +471,6 @@ class Runner:
             log.error("job %s: cannot re-open %s for its worker: %s", job.id, endpoint, exc)
             sock = None
         if sock is not None:
-            attempt.listener = JobListener(
-                self.loop, sock, job.id, self, self.settings.max_frame_size
-            )
+            attempt.listener = self.listener(job.id, sock)
         self._watch_process(attempt)
         return attempt
-
-    def stop_attempt(self, attempt: Attempt, reason: str, code: str) -> None:
-        self._stop(attempt, reason, code)

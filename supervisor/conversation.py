@@ -1,0 +1,247 @@
+"""The conversation with workers: what they say on their sockets, and what we answer.
+
+``Conversation`` is the owner the socket layer (``channels``) reports to. It checks
+each hello (version, job, constant-time token check against the attempt's hash), welcomes
+the worker, and turns its messages into changes of the job, all on the loop thread. The
+hot path is ``on_worker_messages``: under load nearly every message is a heartbeat (only
+liveness, recorded once per batch) or progress (only the latest of a batch matters).
+What happens to processes (spawning, watching, stopping) is the ``Runner``'s business.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import TYPE_CHECKING
+
+from protocol import (
+    PROTOCOL_VERSION,
+    Ack,
+    Cancel,
+    Completed,
+    ErrorCode,
+    Failed,
+    Heartbeat,
+    Hello,
+    Log,
+    Message,
+    Progress,
+    Started,
+    Welcome,
+)
+from supervisor import faults, joblogs
+from supervisor.attempts import Attempt, hash_token
+from supervisor.endpoints import remove_socket_file
+from supervisor.states import JobStatus, ProcessState
+
+if TYPE_CHECKING:
+    from supervisor.channels import WorkerConn
+    from supervisor.runner import Runner
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class Conversation:
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.sup = runner.sup
+        self.counters = runner.counters
+        self.loop = runner.loop
+        self.table = runner.table
+        self.settings = runner.settings
+
+    def on_worker_accepted(self, conn: WorkerConn) -> None:
+        self.counters.worker_connections += 1
+        self.loop.call_later(
+            ("hello", conn.id),
+            HANDSHAKE_TIMEOUT,
+            lambda: conn.reject(
+                ErrorCode.HANDSHAKE_REQUIRED, f"no hello within {HANDSHAKE_TIMEOUT:g} s"
+            ),
+        )
+
+    def on_worker_messages(self, conn: WorkerConn, messages: list[Message]) -> None:
+        """A batch of messages from one connection (one ``recv``), in order.
+
+        The hot path: under load nearly all are heartbeats (liveness only, recorded once
+        per batch) and progress (only the latest of a run of them matters, so it is
+        applied once, before any other message and at the end of the batch).
+        """
+        self.counters.worker_messages += len(messages)
+        attempt = conn.attempt
+        progress: Progress | None = None
+        for message in messages:
+            kind = type(message)
+            if attempt is None:
+                if kind is not Hello:
+                    conn.reject(
+                        ErrorCode.HANDSHAKE_REQUIRED,
+                        f"the first message must be hello, got {message.TYPE}",
+                    )
+                    return
+                assert isinstance(message, Hello)
+                attempt = self._on_hello(conn, message)
+                if attempt is None:
+                    return
+                continue
+            if kind is Heartbeat:
+                continue
+            if kind is Progress:
+                progress = message  # type: ignore[assignment]
+                continue
+            if progress is not None:
+                self._apply_progress(attempt, progress)
+                progress = None
+            self._dispatch(attempt, conn, message)
+            if conn.closed:
+                return
+        if attempt is None or attempt.conn is not conn:
+            return
+        if progress is not None:
+            self._apply_progress(attempt, progress)
+        attempt.last_seen = self.sup.clock.monotonic()
+        attempt.stale = False
+        job = attempt.job
+        job.last_heartbeat = self.sup.clock.wall()
+        self.table.touch(job)
+
+    def _apply_progress(self, attempt: Attempt, message: Progress) -> None:
+        if attempt.outcome is None:
+            job = attempt.job
+            job.progress = message.percent
+            job.progress_message = message.message
+            job.progress_data = message.data
+            self.sup.progress_changed(job)
+
+    def _on_hello(self, conn: WorkerConn, hello: Hello) -> Attempt | None:
+        if hello.v != PROTOCOL_VERSION:
+            conn.reject(
+                ErrorCode.UNSUPPORTED_VERSION,
+                f"protocol version {hello.v} is not supported "
+                f"(this supervisor speaks {PROTOCOL_VERSION})",
+            )
+            return None
+        if hello.job_id != conn.job_id:
+            conn.reject(
+                ErrorCode.WRONG_JOB,
+                f"this socket belongs to job {conn.job_id}, not to job {hello.job_id}",
+            )
+            return None
+        attempt = self.runner.attempts.get(conn.job_id)
+        if attempt is None:
+            conn.reject(ErrorCode.JOB_NOT_RUNNING, f"job {conn.job_id} has no running attempt")
+            return None
+        if not hmac.compare_digest(hash_token(hello.token), attempt.token_hash):
+            conn.reject(
+                ErrorCode.BAD_TOKEN,
+                f"invalid token for job {conn.job_id} (wrong token, or an attempt that was "
+                "superseded)",
+            )
+            return None
+        self.loop.cancel_timer(("hello", conn.id))
+        job = attempt.job
+        old = attempt.conn
+        if old is not None and old is not conn:
+            old.attempt = None
+            old.close("replaced by the worker's new connection")
+        conn.attempt = attempt
+        attempt.conn = conn
+        conn.listener.pending.discard(conn)
+        previous = job.process_state
+        if previous is not ProcessState.RUNNING:
+            self.table.set_process_state(job, ProcessState.RUNNING)
+        self.loop.cancel_timer(("orphan", job.id))
+        if previous in (ProcessState.ORPHANED, ProcessState.RECONNECTING):
+            self.counters.reconnected += 1
+            self.runner.log_line(job, f"worker reconnected (pid {hello.pid})")
+            self.sup.emit("job.reconnected", job, pid=hello.pid)
+        attempt.last_seen = self.sup.clock.monotonic()
+        if attempt.outcome is None and ("watch", job.id) not in self.loop.timers:
+            self.runner.arm_watchdog(attempt)
+        conn.send(
+            Welcome(
+                job_id=job.id,
+                name=job.name,
+                data=job.data,
+                attempt=attempt.number,
+                heartbeat_interval=attempt.kind.heartbeat_interval,
+            )
+        )
+        if attempt.outcome == "cancelled":
+            conn.send(Cancel(reason=attempt.kill_reason))
+        if attempt.endpoint.path is not None and attempt.listener is not None:
+            # One fd per connected job instead of two; re-opened if the connection drops.
+            attempt.listener.close()
+            attempt.listener = None
+            remove_socket_file(attempt.endpoint.path)
+        return attempt
+
+    def _dispatch(self, attempt: Attempt, conn: WorkerConn, message: Message) -> None:
+        kind = type(message)
+        if kind is Started:
+            return  # heartbeats and progress are handled by the caller, in batches
+        job = attempt.job
+        if kind is Log:
+            assert isinstance(message, Log)
+            path = joblogs.log_path(self.settings.log_dir, job.id)
+            joblogs.append(
+                path, self.sup.clock.wall(), message.level, message.message, message.data
+            )
+            self.sup.emit(
+                "job.external.log",
+                job,
+                level=message.level,
+                message=message.message,
+                data=message.data,
+            )
+        elif kind is Completed or kind is Failed:
+            self._on_outcome(attempt, conn, message)
+        elif kind is Hello:
+            conn.reject(ErrorCode.UNEXPECTED_MESSAGE, "hello on a connection that already said it")
+        else:
+            conn.reject(
+                ErrorCode.UNEXPECTED_MESSAGE,
+                f"{message.TYPE} is sent by the supervisor, not by workers",
+            )
+
+    def _on_outcome(self, attempt: Attempt, conn: WorkerConn, message: Message) -> None:
+        job = attempt.job
+        if attempt.outcome is None and job.status is JobStatus.RUNNING:
+            if isinstance(message, Completed):
+                attempt.outcome = "completed"
+                self.sup.attempt_completed(job, message.result)
+                self.runner.log_line(job, f"attempt {attempt.number} completed")
+            else:
+                assert isinstance(message, Failed)
+                attempt.outcome = "failed"
+                self.sup.attempt_failed(
+                    job, {"message": message.error, "stack": message.stack, "reason": "failed"}
+                )
+                self.runner.log_line(job, f"attempt {attempt.number} failed: {message.error}")
+            for timer in ("watch", "timeout"):
+                self.loop.cancel_timer((timer, job.id))
+            # A finished worker is expected to exit; one that lingers is stopped.
+            self.loop.call_later(
+                ("linger", job.id),
+                self.settings.kill_grace,
+                lambda: self.runner.stop(attempt, "finished but did not exit", "linger"),
+            )
+        # A duplicate (a resend after a reconnect) is acked again: idempotent.
+        conn.send(Ack(of=message.TYPE))
+        self.loop.after_commit(lambda: faults.reached("outcome"))
+
+    def on_worker_closed(self, conn: WorkerConn) -> None:
+        self.loop.cancel_timer(("hello", conn.id))
+        attempt = conn.attempt
+        if attempt is None or attempt.conn is not conn or self.runner.detaching:
+            return
+        attempt.conn = None
+        if attempt.proc is not None and attempt.proc.poll():
+            self.runner.on_exit(attempt)
+            return
+        if attempt.outcome is None and attempt.job.process_state is ProcessState.RUNNING:
+            self.table.set_process_state(attempt.job, ProcessState.RECONNECTING)
+        if attempt.listener is None and attempt.endpoint.path is not None:
+            self.runner.reopen_listener(attempt)
