@@ -40,7 +40,7 @@ from supervisor.config import Settings, load_config
 from supervisor.records import JobRecord, new_job_id
 from supervisor.states import JobStatus, ProcessState
 from supervisor.stores.sqlite import SqliteStore
-from supervisor.testing import TEST_RUN_VAR, ServerProcess
+from supervisor.testing import TEST_RUN_VAR, ServerProcess, wait_for
 
 T = TypeVar("T")
 
@@ -102,14 +102,7 @@ def wait_until(
     predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
 ) -> T:
     """Poll ``predicate`` until it returns something truthy; TimeoutError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
+    return wait_for(predicate, timeout, interval, what)
 
 
 # --- config ----------------------------------------------------------------------------------
@@ -213,6 +206,24 @@ class Setup:
             store.write(records)
         finally:
             store.close()
+
+    def seeded_and_connected(
+        self, kind: str, n: int, *, wait: float = 120.0, **spec: Any
+    ) -> tuple[Child, Server, float]:
+        """``n`` jobs seeded as running under a new load generator, a supervisor started
+        on them, and every session re-attached; returns the generator, the server and
+        how long re-attaching all of them took (from the generator's ``start``)."""
+        jobs = self.make_jobs(n)
+        gen = self.loadgen(jobs, **spec)
+        self.seed(jobs, kind, gen.pid)
+        server = self.start()
+        began = time.monotonic()
+        gen.ask("start")
+        interval = 0.2 if n > 1000 else 0.1
+        wait_until(
+            lambda: gen.ask("status")["ready"] >= n, wait, f"{n} sessions to connect", interval
+        )
+        return gen, server, time.monotonic() - began
 
     def loadgen(self, jobs: list[list[str]], **spec: Any) -> Child:
         """Start a load generator for ``jobs`` (it waits for ``start``)."""

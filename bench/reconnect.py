@@ -210,14 +210,8 @@ def _load_generator(bench: Run, n: int, restarts: int) -> dict[str, Any]:
         {"held": {"command": "/bin/true", "heartbeat_timeout": 30.0, "max_attempts": 1}},
         concurrency=n + 10,
     )
-    jobs = setup.make_jobs(n)
-    gen = setup.loadgen(jobs)
-    server = None
+    gen, server, _attach_s = setup.seeded_and_connected("held", n)
     try:
-        setup.seed(jobs, "held", gen.pid)
-        server = setup.start()
-        gen.ask("start")
-        wait_until(lambda: gen.ask("status")["ready"] >= n, 120, f"{n} sessions to connect", 0.1)
         per_restart = []
         for number in range(restarts):
             before = gen.ask("welcomes")["count"]
@@ -257,8 +251,7 @@ def _load_generator(bench: Run, n: int, restarts: int) -> dict[str, Any]:
                 }
             )
     finally:
-        if server is not None:
-            server.kill()
+        server.kill()
         gen.stop()
     return _entry(
         n,

@@ -15,7 +15,7 @@ import statistics
 import time
 from typing import Any
 
-from bench.harness import Run, Server, Setup, wait_until
+from bench.harness import Run, Server, Setup
 
 SETTLE = 2.0
 MAX_HANDSHAKES = 256
@@ -74,16 +74,10 @@ def _level(bench: Run, n: int) -> dict[str, Any]:
             return {"jobs": 0, "rss_bytes": _rss(server), "fds": server.ps.num_fds()}
         finally:
             server.kill()
-    jobs = setup.make_jobs(n)
-    gen = setup.loadgen(jobs, max_handshakes=MAX_HANDSHAKES)
-    server = None
+    gen, server, attach_s = setup.seeded_and_connected(
+        "idle", n, max_handshakes=MAX_HANDSHAKES, wait=300
+    )
     try:
-        setup.seed(jobs, "idle", gen.pid)
-        server = setup.start()
-        began = time.monotonic()
-        gen.ask("start")
-        wait_until(lambda: gen.ask("status")["ready"] >= n, 300, f"{n} sessions to connect", 0.2)
-        attach_s = time.monotonic() - began
         time.sleep(SETTLE)
         connected = int(server.metric("jobvisor_workers_connected"))
         return {
@@ -95,6 +89,5 @@ def _level(bench: Run, n: int) -> dict[str, Any]:
             "attach_all_s": round(attach_s, 2),
         }
     finally:
-        if server is not None:
-            server.kill()
+        server.kill()
         gen.stop()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.harness import Run, Server, Setup, wait_until
+from bench.harness import Run, Server, Setup
 
 HEARTBEAT = 0.1
 SETTLE = 2.0
@@ -91,22 +91,15 @@ def _measure(bench: Run, n: int, window: float) -> dict[str, Any]:
         {"beat": {"command": "/bin/true", "heartbeat_timeout": 30.0, "max_attempts": 1}},
         concurrency=n + 10,
     )
-    jobs = setup.make_jobs(n)
-    gen = setup.loadgen(jobs, heartbeat=HEARTBEAT)
-    server = None
+    gen, server, _attach_s = setup.seeded_and_connected("beat", n, heartbeat=HEARTBEAT)
     try:
-        setup.seed(jobs, "beat", gen.pid)
-        server = setup.start()
-        gen.ask("start")
-        wait_until(lambda: gen.ask("status")["ready"] >= n, 120, f"{n} sessions to connect", 0.1)
         time.sleep(SETTLE)
         a = _sample(server, setup)
         time.sleep(window)
         b = _sample(server, setup)
         status = gen.ask("status")
     finally:
-        if server is not None:
-            server.kill()
+        server.kill()
         gen.stop()
     elapsed = b["uptime"] - a["uptime"]
     return {

@@ -88,14 +88,8 @@ def _supervisor(bench: Run, n: int, window: float) -> dict[str, Any]:
         {"flood": {"command": "/bin/true", "heartbeat_timeout": 60.0, "max_attempts": 1}},
         concurrency=n + 10,
     )
-    jobs = setup.make_jobs(n)
-    gen = setup.loadgen(jobs)
-    server = None
+    gen, server, _attach_s = setup.seeded_and_connected("flood", n)
     try:
-        setup.seed(jobs, "flood", gen.pid)
-        server = setup.start()
-        gen.ask("start")
-        wait_until(lambda: gen.ask("status")["ready"] >= n, 120, f"{n} sessions to connect", 0.1)
         flood = gen.ask("flood")
         time.sleep(WARMUP)
         first, scrape_a = _scrape(server)
@@ -105,8 +99,7 @@ def _supervisor(bench: Run, n: int, window: float) -> dict[str, Any]:
         cpu_b, gen_cpu_b, wall_b = server.cpu_seconds(), _cpu(gen.pid), time.monotonic()
         status = gen.ask("status")
     finally:
-        if server is not None:
-            server.kill()
+        server.kill()
         gen.stop()
     elapsed = second["jobvisor_uptime_seconds"] - first["jobvisor_uptime_seconds"]
     messages = second["jobvisor_worker_messages_total"] - first["jobvisor_worker_messages_total"]
