@@ -302,12 +302,16 @@ def test_bulk_sources_share_a_budget_round_robin_and_others_never_wait(loop: Loo
         ctrl_a, ctrl_b = socket.socketpair()
         ctrl_b.send(b"x")
         loop.add_reader(ctrl_a, control)
-        for _ in range(8):
+        iterations = 0
+        most = 0
+        while len(set(served)) < 12 and iterations < 40:
+            before = len(served)
             loop.run_once(timeout=0)
-        assert control_hits == 8  # served in every iteration, however busy the rest
-        per_iteration = len(served) / 8
-        assert per_iteration < 6  # the budget cut each iteration short
-        assert set(served[:36]) == set(range(12))  # and every worker got its turn soon
+            iterations += 1
+            most = max(most, len(served) - before)
+        assert control_hits == iterations  # served in every iteration, however busy the rest
+        assert most < 6  # the budget cut each iteration short
+        assert iterations <= 12  # round-robin: each iteration reaches at least one new socket
         ctrl_a.close()
         ctrl_b.close()
     finally:
