@@ -94,27 +94,30 @@ def test_live_workers_reattach_across_three_restarts(transport, tmp_path, marker
         server.kill()
 
 
+def _first_attempt_hangs(server: ServerProcess, tmp_path: Path, result: str) -> tuple[str, int]:
+    """Submit a job whose first attempt hangs (and later ones return ``result``); return
+    its id and the first worker's PID once that worker runs."""
+    ready = tmp_path / "ready"
+    actions = [
+        ["on_attempt", 1, "touch", str(ready)],
+        ["on_attempt", 1, "hang"],
+        ["return", result],
+    ]
+    job_id = server.client.submit("demo", {"actions": actions})
+    wait_for(ready.exists)
+    return job_id, server.client.get(job_id)["pid"]
+
+
 def test_worker_killed_while_supervisor_is_down_is_lost_and_retried(tmp_path, marker):
     """A worker that died during the outage is declared lost on restart and retried."""
     config = write_config(tmp_path, marker)
     server = ServerProcess(config).start()
     try:
-        ready = tmp_path / "ready"
-        job_id = server.client.submit(
-            "demo",
-            {
-                "actions": [
-                    ["on_attempt", 1, "touch", str(ready)],
-                    ["on_attempt", 1, "hang"],
-                    ["return", "second try"],
-                ]
-            },
-        )
-        wait_for(ready.exists)
-        pid = server.client.get(job_id)["pid"]
+        job_id, pid = _first_attempt_hangs(server, tmp_path, "second try")
         server.kill()
-        psutil.Process(pid).kill()
-        psutil.Process(pid).wait(10) if psutil.pid_exists(pid) else None
+        worker = psutil.Process(pid)
+        worker.kill()
+        worker.wait(10)
         server = ServerProcess(config).start()
         job = server.client.wait(job_id, timeout=30)
         assert job["status"] == "completed"
@@ -240,19 +243,7 @@ def test_worker_that_never_reconnects_is_lost_after_the_window(tmp_path, marker)
     config = write_config(tmp_path, marker)
     server = ServerProcess(config).start()
     try:
-        ready = tmp_path / "ready"
-        job_id = server.client.submit(
-            "demo",
-            {
-                "actions": [
-                    ["on_attempt", 1, "touch", str(ready)],
-                    ["on_attempt", 1, "hang"],
-                    ["return", "retried"],
-                ]
-            },
-        )
-        wait_for(ready.exists)
-        pid = server.client.get(job_id)["pid"]
+        job_id, pid = _first_attempt_hangs(server, tmp_path, "retried")
         server.kill()
         psutil.Process(pid).send_signal(signal.SIGSTOP)  # alive, but will not reconnect
         began = time.monotonic()
