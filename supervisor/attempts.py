@@ -34,8 +34,7 @@ class Attempt:
     stale: bool = False  # job.stale was emitted for the current silence
     outcome: str | None = None  # "completed" | "failed" | "cancelled" once committed
     kill_reason: str | None = None  # why we are stopping it (first reason wins)
-    kill_code: str | None = None  # machine-readable reason: timeout, stale, cancelled, lost
-    adopted: bool = False  # came back from a previous supervisor
+    kill_code: str = ""  # machine-readable reason: timeout, stale, cancelled, lost, linger
 
     @property
     def job_id(self) -> str:

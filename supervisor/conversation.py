@@ -220,8 +220,7 @@ class Conversation:
                     job, {"message": message.error, "stack": message.stack, "reason": "failed"}
                 )
                 self.runner.log_line(job, f"attempt {attempt.number} failed: {message.error}")
-            for timer in ("watch", "timeout"):
-                self.loop.cancel_timer((timer, job.id))
+            self.runner.outcome_decided(attempt)
             # A finished worker is expected to exit; one that lingers is stopped.
             self.loop.call_later(
                 ("linger", job.id),

@@ -11,7 +11,7 @@ Commits (``_commit``) run once per loop iteration: every hard change of the iter
 one store transaction, plus the batched heartbeats/progress when the flush interval has
 passed. Events are queued with the loop and released after the commit.
 
-Threads other than the loop's use ``SupervisorHandle`` (``supervisor.handle``), which
+Threads other than the loop's use ``SupervisorThread`` (``supervisor.embedded``), which
 runs each call on the loop and returns once the result is committed.
 """
 
@@ -84,7 +84,6 @@ class Supervisor:
         self._flush_due = False
         self._progress_changed: dict[str, JobRecord] = {}
         self.started_at = self.clock.wall()
-        self.opened = False
 
     # --- life of the supervisor -----------------------------------------------------------
 
@@ -112,7 +111,6 @@ class Supervisor:
             self.store.close()
             self.loop.close()
             raise
-        self.opened = True
 
     def close(self) -> None:
         """Graceful stop: flush state, close sockets, leave the workers running."""
@@ -313,15 +311,18 @@ class Supervisor:
                 break
             self.table.dequeue(job)
             kind = self.kinds.get(job.name)
-            if kind is None:
-                self.table.set_status(job, JobStatus.RUNNING, attempts=job.attempts + 1)
-                self.attempt_failed(
-                    job,
-                    {
-                        "message": f"no job kind named {job.name!r} is registered any more",
-                        "reason": "config",
-                    },
+            if kind is None:  # its [jobs.NAME] was removed while it waited
+                error = {
+                    "message": f"no job kind named {job.name!r} is registered any more",
+                    "reason": "config",
+                    "attempt": job.attempts,
+                }
+                self.table.set_status(
+                    job, JobStatus.FAILED, error=error, finished_at=self.clock.wall()
                 )
+                self.counters.failed += 1
+                self.emit("job.failed", job, error=error)
+                self._forget_when_settled(job)
                 continue
             batch.append(job)
             busy[job.name] += 1
@@ -382,8 +383,7 @@ class Supervisor:
                 "that is not durable (workers keep running and re-attach on restart)"
             )
             raise
-        if self._flush_due:
-            self._flush_due = False
+        self._flush_due = False
 
     def _flush_tick(self) -> None:
         self._flush_due = True

@@ -56,9 +56,6 @@ class EventBus:
 
         return off
 
-    def wants(self, name: str) -> bool:
-        return bool(self._matching(name))
-
     def _matching(self, name: str) -> list[Callback]:
         subs = self._cache.get(name)
         if subs is None:

@@ -157,6 +157,7 @@ class Runner:
                 )
                 continue
             wall = self.sup.clock.wall()
+            token_hash = hash_token(token)
             self.table.set_status(
                 job,
                 JobStatus.RUNNING,
@@ -166,14 +167,14 @@ class Runner:
                 run_at=None,
                 socket_path=endpoint.path,
                 tcp_port=endpoint.port,
-                token_hash=hash_token(token),
+                token_hash=token_hash,
                 last_heartbeat=wall,
                 progress=None,
                 progress_message=None,
                 progress_data=None,
             )
             self.table.set_process_state(job, ProcessState.SPAWNING, pid=None, pid_start_time=None)
-            attempt = Attempt(job, kind, number, endpoint, hash_token(token))
+            attempt = Attempt(job, kind, number, endpoint, token_hash)
             attempt.listener = self.listener(job.id, sock)
             attempt.last_seen = self.sup.clock.monotonic()
             self._add(attempt)
@@ -340,10 +341,14 @@ class Runner:
         if attempt is None:
             return
         attempt.outcome = "cancelled"
-        for timer in ("watch", "timeout"):
-            self.loop.cancel_timer((timer, job.id))
+        self.outcome_decided(attempt)
         self.log_line(job, f"cancel requested: {reason}")
         self.stop(attempt, reason, "cancelled", polite=True)
+
+    def outcome_decided(self, attempt: Attempt) -> None:
+        """Silence and running time no longer matter for an attempt whose outcome is set."""
+        self.loop.cancel_timer(("watch", attempt.job_id))
+        self.loop.cancel_timer(("timeout", attempt.job_id))
 
     def stop(self, attempt: Attempt, reason: str, code: str, *, polite: bool = False) -> None:
         """Stop the worker: ask (cancel frame), then TERM, then KILL, a grace apart."""
@@ -384,7 +389,7 @@ class Runner:
         if attempt.outcome is None and job.status is JobStatus.RUNNING:
             code = proc.returncode
             if attempt.kill_reason is not None:
-                message, reason = attempt.kill_reason, attempt.kill_code or "killed"
+                message, reason = attempt.kill_reason, attempt.kill_code
             elif code == 0:
                 message, reason = "exited without reporting a result (exit code 0)", "exit"
                 log.warning("job %s: worker %s", job.id, message)
@@ -417,6 +422,13 @@ class Runner:
 
     def _release(self, attempt: Attempt) -> None:
         """Close the attempt's sockets and pidfd; free its endpoint."""
+        self._close(attempt, "attempt ended")
+        if attempt.endpoint.path is not None:
+            remove_socket_file(attempt.endpoint.path)
+        self.reservations.release(attempt.endpoint, attempt.job_id)
+
+    def _close(self, attempt: Attempt, why: str) -> None:
+        """Our side of the attempt: listener, connection (pending output first), pidfd."""
         if attempt.listener is not None:
             attempt.listener.close()
             attempt.listener = None
@@ -424,22 +436,14 @@ class Runner:
             conn, attempt.conn = attempt.conn, None
             conn.attempt = None
             conn.flush()  # a pending ack still goes out
-            conn.close("attempt ended")
+            conn.close(why)
         self._unwatch(attempt)
-        if attempt.endpoint.path is not None:
-            remove_socket_file(attempt.endpoint.path)
-        self.reservations.release(attempt.endpoint, attempt.job_id)
 
     def detach_all(self) -> None:
         """Graceful stop: close our side of everything, leave the workers running."""
         self.detaching = True
         for attempt in list(self.attempts.values()):
-            if attempt.listener is not None:
-                attempt.listener.close()
-            if attempt.conn is not None:
-                attempt.conn.flush()
-                attempt.conn.close("supervisor stopping")
-            self._unwatch(attempt)
+            self._close(attempt, "supervisor stopping")
         self.attempts.clear()
 
     # --- restarts -------------------------------------------------------------------------
@@ -456,9 +460,7 @@ class Runner:
             else Endpoint(port=job.tcp_port)
         )
         self.reservations.reserve(endpoint, job.id)
-        attempt = Attempt(
-            job, kind, job.attempts, endpoint, job.token_hash, proc=proc, adopted=True
-        )
+        attempt = Attempt(job, kind, job.attempts, endpoint, job.token_hash, proc=proc)
         attempt.last_seen = self.sup.clock.monotonic()
         self._add(attempt)
         try:

@@ -36,7 +36,13 @@ ACTIVE: Final = frozenset({JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RUN
 # status -> statuses it may move to. A new job enters as PENDING or SCHEDULED.
 STATUS_TRANSITIONS: Final[dict[JobStatus, frozenset[JobStatus]]] = {
     JobStatus.SCHEDULED: frozenset({JobStatus.PENDING, JobStatus.CANCELLED}),
-    JobStatus.PENDING: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+    JobStatus.PENDING: frozenset(
+        {
+            JobStatus.RUNNING,
+            JobStatus.CANCELLED,
+            JobStatus.FAILED,  # its job kind is no longer configured: no attempt possible
+        }
+    ),
     JobStatus.RUNNING: frozenset(
         {
             JobStatus.COMPLETED,

@@ -170,9 +170,6 @@ class JobTable:
         else:
             queue.append(job)
 
-    def pending_count(self) -> int:
-        return sum(1 for q in self._pending.values() for j in q if j.status is JobStatus.PENDING)
-
     def next_startable(
         self,
         free: int,

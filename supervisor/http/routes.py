@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import json
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -179,7 +178,7 @@ def healthz(sup: Supervisor, request: Request, params: dict[str, str]) -> Respon
         {
             "status": "ok",
             "node": sup.settings.node,
-            "uptime": round(time.time() - sup.started_at, 3),
+            "uptime": round(sup.clock.wall() - sup.started_at, 3),
             "active_jobs": len(sup.table),
             "running_jobs": running,
             "store": sup.settings.store,

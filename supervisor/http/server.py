@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import socket
 from http import HTTPStatus
@@ -170,7 +169,12 @@ class HttpConn:
             *response.headers,
         ]
         try:
-            self.out += self.h11.send(h11.Response(status_code=response.status, headers=headers))
+            head = h11.Response(
+                status_code=response.status,
+                headers=headers,
+                reason=HTTPStatus(response.status).phrase,
+            )
+            self.out += self.h11.send(head)
             self.out += self.h11.send(h11.Data(data=response.body))
             self.out += self.h11.send(h11.EndOfMessage())
         except h11.LocalProtocolError as exc:
@@ -188,16 +192,9 @@ class HttpConn:
             self.h11.start_next_cycle()
 
     def _fail(self, status: int, message: str) -> None:
-        body = json.dumps({"error": {"code": "bad_http", "message": message}}).encode()
-        if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            phrase = HTTPStatus(status).phrase
-            head = (
-                f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
-                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-            ).encode()
-            self.out += head + body
+        """Answer bytes that are not HTTP (h11 still lets us respond), then close."""
+        self._send(error_response(status, "bad_http", message))
         self.close_after_flush = True
-        self.loop.want_flush(self)
 
     def flush(self) -> None:
         if self.closed:

@@ -86,17 +86,6 @@ def test_same_callback_subscribed_twice_is_called_twice_until_one_unsubscribes()
     assert seen == ["job.stale", "job.stale", "job.lost"]
 
 
-def test_wants_tells_whether_anyone_listens():
-    """wants(name) is true iff some pattern matches, and follows (un)subscriptions."""
-    bus = EventBus()
-    assert not bus.wants("job.completed")
-    off = bus.on("job.*", lambda e: None)
-    assert bus.wants("job.completed")
-    assert not bus.wants("workflow.started")
-    off()
-    assert not bus.wants("job.completed")
-
-
 def test_a_raising_subscriber_does_not_stop_the_others(caplog):
     """A subscriber's exception is logged; later subscribers still get the event."""
     bus = EventBus()
