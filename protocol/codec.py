@@ -139,6 +139,7 @@ class Decoder:
         append = messages.append
         try:
             for body in bodies:
+                # unpack() inlined (same options): this loop runs for every message.
                 append(from_wire(_unpackb(body, raw=False, timestamp=1, ext_hook=_refuse_ext)))
         except _MSGPACK_ERRORS as exc:
             frames.fail()

@@ -58,14 +58,12 @@ class FrameDecoder:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes. Call :meth:`next_frame` until it returns ``None``."""
-        if self._failed:
-            raise DecoderFailed("decoder already failed; the connection must be closed")
+        self._check_open()
         self._buf += data
 
     def next_frame(self) -> bytearray | None:
         """Return the next complete frame body, or ``None`` when more bytes are needed."""
-        if self._failed:
-            raise DecoderFailed("decoder already failed; the connection must be closed")
+        self._check_open()
         buf = self._buf
         pos = self._pos
         available = len(buf) - pos
@@ -73,12 +71,7 @@ class FrameDecoder:
             return None
         (size,) = _unpack_header(buf, pos)
         if size > self.max_frame:
-            self._failed = True
-            self._buf = bytearray()
-            self._pos = 0
-            raise FrameTooLarge(
-                f"frame announces {size} bytes, more than the {self.max_frame}-byte limit"
-            )
+            raise self._too_large(size)
         end = pos + HEADER_SIZE + size
         if end > len(buf):
             return None
@@ -90,8 +83,7 @@ class FrameDecoder:
         """Every complete frame body now buffered, then compact; the same as calling
         ``next_frame`` until ``None``, in one pass. An oversized header ends the list and
         is returned (not raised) so the frames before it are not lost."""
-        if self._failed:
-            raise DecoderFailed("decoder already failed; the connection must be closed")
+        self._check_open()
         buf = self._buf
         pos = self._pos
         end = len(buf)
@@ -100,12 +92,7 @@ class FrameDecoder:
         while end - pos >= HEADER_SIZE:
             (size,) = _unpack_header(buf, pos)
             if size > limit:
-                self._pos = pos
-                self.fail()
-                error = FrameTooLarge(
-                    f"frame announces {size} bytes, more than the {limit}-byte limit"
-                )
-                return bodies, error
+                return bodies, self._too_large(size)
             stop = pos + HEADER_SIZE + size
             if stop > end:
                 break
@@ -123,6 +110,17 @@ class FrameDecoder:
             else:
                 del self._buf[: self._pos]
             self._pos = 0
+
+    def _check_open(self) -> None:
+        if self._failed:
+            raise DecoderFailed("decoder already failed; the connection must be closed")
+
+    def _too_large(self, size: int) -> FrameTooLarge:
+        """Fail the stream (freeing the buffer) for a header announcing ``size`` bytes."""
+        self.fail()
+        return FrameTooLarge(
+            f"frame announces {size} bytes, more than the {self.max_frame}-byte limit"
+        )
 
     def fail(self) -> None:
         """Mark the stream broken (a later frame was invalid) and free the buffer."""
