@@ -4,8 +4,9 @@ It listens on a real Unix socket (in a short private directory) or a real loopba
 port, runs its own selectors loop in a thread, and speaks the protocol through the
 ``protocol`` package. By default it answers a correct hello with a welcome and records
 every message it receives (with the connection it came on and the monotonic time). The
-test scripts the rest: refuse hellos, send ack/cancel, drop connections, close the
-listener and reopen it on the same path/port to play a supervisor restart.
+test scripts the rest: refuse hellos or leave them unanswered, send ack/cancel, drop
+connections, close the listener and reopen it on the same path/port to play a
+supervisor restart.
 
 Every scripting call runs on the fake's own thread (through a command queue and a
 wakeup socketpair) and returns when it is done, so a test never races the loop.
@@ -56,8 +57,10 @@ class FakeConnection:
 
 
 @dataclass
-class _Refusal:
-    code: str
+class _Scripted:
+    """How to answer the next hellos instead of welcoming them."""
+
+    code: str | None  # an error frame with this code; None: no answer at all
     message: str
     times: int | None  # None: every hello from now on
 
@@ -90,7 +93,7 @@ class FakeSupervisor:
         self.errors: list[str] = []  # protocol errors in what workers sent
         self.listening_since: float | None = None
         self._lock = threading.Lock()
-        self._refusals: list[_Refusal] = []
+        self._scripted: list[_Scripted] = []
         self._dir = tempfile.mkdtemp(prefix="jvw-")  # short: sun_path holds 108 bytes
         self.path = os.path.join(self._dir, "s")
         self.port = 0
@@ -147,7 +150,11 @@ class FakeSupervisor:
 
     def refuse(self, code: str, message: str = "refused by the test", times: int | None = None):
         """Answer the next ``times`` hellos (every one if None) with an error frame."""
-        self._call(lambda: self._refusals.append(_Refusal(code, message, times)))
+        self._call(lambda: self._scripted.append(_Scripted(code, message, times)))
+
+    def ignore_hellos(self, times: int | None = None) -> None:
+        """Accept the next ``times`` connections (every one if None) but never answer hello."""
+        self._call(lambda: self._scripted.append(_Scripted(None, "", times)))
 
     def send(self, message: Message, conn: int | None = None) -> None:
         """Send ``message`` on connection ``conn`` (default: the newest open one)."""
@@ -319,9 +326,10 @@ class FakeSupervisor:
     def _answer(self, conn: FakeConnection, message: Message) -> None:
         if isinstance(message, Hello):
             conn.hello = message
-            refusal = self._next_refusal()
-            if refusal is not None:
-                self._refuse(conn, refusal.code, refusal.message)
+            scripted = self._next_scripted()
+            if scripted is not None:
+                if scripted.code is not None:
+                    self._refuse(conn, scripted.code, scripted.message)
             elif message.job_id != self.job_id:
                 self._refuse(conn, "wrong_job", f"this socket is for job {self.job_id}")
             elif message.token != self.token:
@@ -342,15 +350,15 @@ class FakeSupervisor:
         elif message.TYPE in ("completed", "failed") and self.auto_ack:
             self._send(conn, Ack(of=message.TYPE))
 
-    def _next_refusal(self) -> _Refusal | None:
-        if not self._refusals:
+    def _next_scripted(self) -> _Scripted | None:
+        if not self._scripted:
             return None
-        refusal = self._refusals[0]
-        if refusal.times is not None:
-            refusal.times -= 1
-            if refusal.times <= 0:
-                self._refusals.pop(0)
-        return refusal
+        scripted = self._scripted[0]
+        if scripted.times is not None:
+            scripted.times -= 1
+            if scripted.times <= 0:
+                self._scripted.pop(0)
+        return scripted
 
     def _refuse(self, conn: FakeConnection, code: str, message: str) -> None:
         self._send(conn, Error(code=code, message=message))

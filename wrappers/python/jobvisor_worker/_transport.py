@@ -62,6 +62,7 @@ class Transport:
         *,
         clock: Callable[[], float] = time.monotonic,
         stop: Callable[[int, str], object] = terminate,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
         self._session = session
         self._address = options.address
@@ -69,6 +70,7 @@ class Transport:
         self._on_event = on_event  # called with ``cond`` held
         self._clock = clock
         self._stop = stop
+        self._handshake_timeout = handshake_timeout
         self._policy = RetryPolicy(
             cap=options.reconnect_interval,
             give_up_after=options.give_up_after,
@@ -147,7 +149,7 @@ class Transport:
         if readable and self._sock is not None:
             self._read(now)
         if self._sock is not None and not self._welcomed_here and now >= self._handshake_deadline:
-            self._drop(now, f"no answer to hello within {HANDSHAKE_TIMEOUT:g} s")
+            self._drop(now, f"no answer to hello within {self._handshake_timeout:g} s")
 
     def _timeout(self, now: float) -> float | None:
         if self._closing:
@@ -184,7 +186,7 @@ class Transport:
         self._sock = sock
         self._outbuf = bytearray(hello)
         self._welcomed_here = False
-        self._handshake_deadline = now + HANDSHAKE_TIMEOUT
+        self._handshake_deadline = now + self._handshake_timeout
         self._selector.register(sock, selectors.EVENT_READ)
 
     def _attempt_failed(self, now: float, reason: object) -> None:
