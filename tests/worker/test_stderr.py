@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import re
 
-from jobvisor_worker._stderr import say
+import pytest
+from jobvisor_worker._stderr import say, timestamp
 
 
 def test_line_format(tmp_path):
@@ -17,6 +18,20 @@ def test_line_format(tmp_path):
         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z jobvisor_worker: hello there\n",
         path.read_text(),
     )
+
+
+@pytest.mark.parametrize(
+    ("now", "text"),
+    [
+        (0.0, "1970-01-01T00:00:00.000Z"),
+        (1714564800.123, "2024-05-01T12:00:00.123Z"),
+        (1714564800.001, "2024-05-01T12:00:00.001Z"),
+        (1714564799.9999, "2024-05-01T11:59:59.999Z"),
+    ],
+)
+def test_timestamp_is_utc_with_exact_milliseconds(now: float, text: str):
+    """Milliseconds are truncated from the value itself, without float subtraction error."""
+    assert timestamp(now) == text
 
 
 def test_full_disk_is_swallowed():

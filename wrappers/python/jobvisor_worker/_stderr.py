@@ -21,8 +21,9 @@ def timestamp(now: float | None = None) -> str:
     """UTC ISO-8601 with milliseconds, e.g. ``2024-05-01T12:00:00.123Z``."""
     if now is None:
         now = time.time()
-    seconds = int(now)
-    millis = int((now - seconds) * 1000)
+    # Split the millisecond count, not the float: now - int(now) carries binary error
+    # (1714564800.123 - 1714564800 is 0.12299...), which truncation would show as .122.
+    seconds, millis = divmod(int(now * 1000), 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
