@@ -17,6 +17,7 @@ import socket
 from typing import TYPE_CHECKING, Protocol
 
 from protocol import Decoder, Error, ErrorCode, Message, encode
+from supervisor.loop import Outgoing
 
 if TYPE_CHECKING:
     from supervisor.attempts import Attempt
@@ -44,10 +45,8 @@ class Owner(Protocol):
     def on_worker_accepted(self, conn: WorkerConn) -> None: ...
 
 
-class WorkerConn:
+class WorkerConn(Outgoing):
     __slots__ = (
-        "_out",
-        "_writing",
         "attempt",
         "closed",
         "decoder",
@@ -69,8 +68,7 @@ class WorkerConn:
         self.decoder = Decoder(max_frame)
         self.attempt: Attempt | None = None  # set when a hello is accepted
         self.closed = False
-        self._out = bytearray()
-        self._writing = False
+        super().__init__()
         loop.add_reader(sock, self._on_io, bulk=True)
 
     @property
@@ -134,20 +132,8 @@ class WorkerConn:
         self.loop.want_flush(self)
 
     def flush(self) -> None:
-        if self.closed or not self._out:
-            return
-        try:
-            sent = self.sock.send(self._out)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as exc:
-            self.close(f"write failed: {exc}")
-            return
-        del self._out[:sent]
-        want_write = bool(self._out)
-        if want_write != self._writing:
-            self._writing = want_write
-            self.loop.set_events(self.sock, 1 | (2 if want_write else 0), self._on_io)
+        if not self.closed:
+            self.write_out()
 
     def reject(self, code: str, message: str) -> None:
         """Send an ``error`` frame now (it reports no state) and close."""

@@ -53,6 +53,40 @@ class Flushable(Protocol):
     def flush(self) -> None: ...
 
 
+class Outgoing:
+    """The output side of a connection (asyncio's selector transports do the same):
+    write optimistically, and watch EVENT_WRITE only while bytes are left over."""
+
+    __slots__ = ("_out", "_writing")
+    loop: Loop
+    sock: socket.socket
+
+    def __init__(self) -> None:
+        self._out = bytearray()
+        self._writing = False
+
+    def _on_io(self, mask: int) -> None: ...
+
+    def close(self, reason: str = "closed") -> None: ...
+
+    def write_out(self) -> bool:
+        """Send what is buffered; ``False`` if the connection broke (it is then closed)."""
+        if self._out:
+            try:
+                sent = self.sock.send(self._out)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self.close(f"write failed: {exc}")
+                return False
+            del self._out[:sent]
+        want = bool(self._out)
+        if want != self._writing:
+            self._writing = want
+            self.loop.set_events(self.sock, EVENT_READ | (EVENT_WRITE if want else 0), self._on_io)
+        return True
+
+
 class Loop:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import h11
 
 from supervisor.http.routes import Request, Response, error_response, handle
+from supervisor.loop import Outgoing
 
 if TYPE_CHECKING:
     from supervisor.core import Supervisor
@@ -85,17 +86,16 @@ class HttpServer:
             conn.close()
 
 
-class HttpConn:
+class HttpConn(Outgoing):
     def __init__(self, server: HttpServer, sock: socket.socket) -> None:
+        super().__init__()
         self.id = next(_ids)
         self.server = server
         self.loop = server.loop
         self.sock = sock
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADERS)
-        self.out = bytearray()
         self.closed = False
         self.close_after_flush = False
-        self._writing = False
         self._request: h11.Request | None = None
         self._body = bytearray()
         self._too_large = False
@@ -174,9 +174,9 @@ class HttpConn:
                 headers=headers,
                 reason=HTTPStatus(response.status).phrase,
             )
-            self.out += self.h11.send(head)
-            self.out += self.h11.send(h11.Data(data=response.body))
-            self.out += self.h11.send(h11.EndOfMessage())
+            self._out += self.h11.send(head)
+            self._out += self.h11.send(h11.Data(data=response.body))
+            self._out += self.h11.send(h11.EndOfMessage())
         except h11.LocalProtocolError as exc:
             log.warning("cannot answer HTTP request: %s", exc)
             self.close()
@@ -197,26 +197,12 @@ class HttpConn:
         self.close_after_flush = True
 
     def flush(self) -> None:
-        if self.closed:
+        if self.closed or not self.write_out():
             return
-        if self.out:
-            try:
-                sent = self.sock.send(self.out)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self.close()
-                return
-            del self.out[:sent]
-        if not self.out and self.close_after_flush:
+        if not self._out and self.close_after_flush:
             self.close()
-            return
-        want = bool(self.out)
-        if want != self._writing:
-            self._writing = want
-            self.loop.set_events(self.sock, 1 | (2 if want else 0), self._on_io)
 
-    def close(self) -> None:
+    def close(self, reason: str = "closed") -> None:
         if self.closed:
             return
         self.closed = True
