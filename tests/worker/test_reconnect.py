@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -150,6 +151,19 @@ def test_give_up_when_not_a_group_leader_just_exits_75(fake, spawn):
     fake.data = {"steps": []}
     worker = spawn(fake, options=GIVE_UP_FAST, new_session=False)
     assert worker.wait(10) == 75
+
+
+def test_backing_off_is_logged_once_per_outage(fake, spawn):
+    """When the fast window ends without a supervisor, the worker says so once, then waits."""
+    fake.close_listener()
+    fake.data = {"steps": []}
+    worker = spawn(fake, options={**GIVE_UP_FAST, "fast_reconnect_window": 0.1})
+    assert worker.wait(10) == 75
+    log = worker.log()
+    assert log.count("still unreachable") == 1
+    left = re.search(r"giving up in ([0-9.]+) s", log)
+    assert left is not None
+    assert float(left.group(1)) <= 0.4  # said after the 0.1 s window, of the 0.5 s
 
 
 @pytest.mark.parametrize("code", FATAL_CODES)

@@ -54,6 +54,15 @@ def test_gives_up_after_the_window_with_a_last_attempt_at_the_deadline():
     assert p.deadline() == 60.0
 
 
+def test_fast_window_ends_exactly_fast_window_after_the_outage_start():
+    """in_fast_window holds from the outage start until fast_window seconds later."""
+    p = policy(fast_window=5.0)
+    p.start(10.0)
+    assert p.in_fast_window(10.0)
+    assert p.in_fast_window(14.999)
+    assert not p.in_fast_window(15.0)
+
+
 def test_start_resets_the_outage():
     """A new outage starts fast again, with a fresh give-up deadline."""
     p = policy()

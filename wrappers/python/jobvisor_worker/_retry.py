@@ -63,12 +63,16 @@ class RetryPolicy:
         """Monotonic time at which the current outage makes us give up."""
         return self._outage_start + self.give_up_after
 
+    def in_fast_window(self, now: float) -> bool:
+        """True while the outage is young enough for ~20 ms retries (else: backing off)."""
+        return now - self._outage_start < self.fast_window
+
     def next_delay(self, now: float) -> float | None:
         """Seconds to wait after a failed attempt at ``now``; ``None``: give up."""
         deadline = self.deadline()
         if now >= deadline:
             return None
-        if now - self._outage_start < self.fast_window:
+        if self.in_fast_window(now):
             jitter = self._random.uniform(1.0 - FAST_JITTER, 1.0 + FAST_JITTER)
             delay = FAST_INTERVAL * jitter
         else:

@@ -194,9 +194,7 @@ class Transport:
         if delay is None:
             self._give_up(reason)
             return
-        if not self._told_backing_off and now - self._policy.outage_start >= (
-            self._policy.fast_window
-        ):
+        if not self._told_backing_off and not self._policy.in_fast_window(now):
             self._told_backing_off = True
             left = self._policy.deadline() - now
             say(
