@@ -41,23 +41,22 @@ _PASS_PAUSE: Final = 0.01
 def terminate(code: int, reason: str) -> NoReturn:
     """Log ``reason``, kill the rest of our process group if we lead it, exit ``code``."""
     say(f"{reason}; stopping the job (exit {code})")
-    if os.getpgrp() == os.getpid():
+    me, pgrp = os.getpid(), os.getpgrp()
+    if pgrp == me:
         try:
-            converged = _kill_group_members()
+            converged = _kill_group_members(pgrp, me)
         except BaseException:  # anything at all: fall back to the sure way
             converged = False
         if not converged:
             try:
-                os.killpg(os.getpgrp(), signal.SIGKILL)
+                os.killpg(pgrp, signal.SIGKILL)
             except OSError:
                 pass
     os._exit(code)
 
 
-def _kill_group_members() -> bool:
+def _kill_group_members(pgrp: int, me: int) -> bool:
     """SIGKILL every other living member of our group; False if that did not converge."""
-    me = os.getpid()
-    pgrp = os.getpgrp()
     for _ in range(_KILL_PASSES):
         members = [pid for pid in _living_group_members(pgrp) if pid != me]
         if not members:
