@@ -295,6 +295,8 @@ def test_reports_after_the_outcome_are_discarded():
     session.complete(None)
     assert session.progress(10) is False
     assert session.log("info", "late") is False
+    with pytest.raises(TypeError):  # a bad value is still the caller's error
+        session.log("info", "late", {"x": object()})
     assert [m.TYPE for m in ready(session)] == ["started", "completed"]
 
 
@@ -330,6 +332,15 @@ def test_bad_reports_raise_in_the_caller(call: Any, error: type[Exception]):
         call(session)
     assert session.outcome is None
     assert [m.TYPE for m in ready(session)] == ["started"]
+
+
+def test_frame_limit_counts_the_body_only():
+    """A report whose msgpack body is exactly max_frame bytes is queued; one byte more is not."""
+    limit = len(protocol.encode_body(Log(level="info", message="x" * 40, ts=1_000_000)))
+    session = make(max_frame=limit)
+    assert session.log("info", "x" * 40) is True
+    with pytest.raises(ValueError, match=f"{limit + 1} bytes encoded"):
+        session.log("info", "x" * 41)
 
 
 def test_pid_defaults_to_the_current_process():

@@ -45,7 +45,6 @@ from jobvisor_worker._outbox import Outbox
 from jobvisor_worker.errors import OutcomeAlreadyReported, SessionStateError
 from protocol import (
     DEFAULT_MAX_FRAME,
-    HEADER_SIZE,
     LOG_LEVELS,
     PROTOCOL_VERSION,
     Ack,
@@ -120,10 +119,6 @@ TRANSITIONS: Final[dict[tuple[SessionState, Input], SessionState]] = {
 def _no_empty_map(data: Any) -> Any:
     # job.info("x") passes {}: send no data field rather than an empty map.
     return None if isinstance(data, dict) and not data else data
-
-
-def _now_ms(wall_clock: Callable[[], float]) -> int:
-    return int(wall_clock() * 1000)
 
 
 class Session:
@@ -327,7 +322,7 @@ class Session:
                 level="warn",
                 message=message,
                 data={"dropped": dropped},
-                ts=_now_ms(self._wall_clock),
+                ts=self._ts(),
             )
         )
 
@@ -343,18 +338,8 @@ class Session:
             raise ValueError(f"percent must be from 0 to 100, got {percent!r}")
         if message is not None and not isinstance(message, str):
             raise TypeError(f"progress message must be a string, got {message!r}")
-        frame = self._encode(
-            Progress(
-                percent=number,
-                message=message,
-                data=_no_empty_map(data),
-                ts=_now_ms(self._wall_clock),
-            )
-        )
-        if self._outbox.outcome_kind is not None:
-            return False
-        self._outbox.put_progress(frame)
-        return True
+        report = Progress(percent=number, message=message, data=_no_empty_map(data), ts=self._ts())
+        return self._queue(report, self._outbox.put_progress)
 
     def log(self, level: str, message: str, data: Any = None) -> bool:
         """Queue a log line; False (and nothing queued) once the job has an outcome."""
@@ -362,23 +347,21 @@ class Session:
             raise ValueError(f"log level must be one of {sorted(LOG_LEVELS)}, got {level!r}")
         if not isinstance(message, str):
             raise TypeError(f"log message must be a string, got {message!r}")
-        frame = self._encode(
-            Log(
-                level=level,
-                message=message,
-                data=_no_empty_map(data),
-                ts=_now_ms(self._wall_clock),
-            )
-        )
+        report = Log(level=level, message=message, data=_no_empty_map(data), ts=self._ts())
+        return self._queue(report, self._outbox.put_log)
+
+    def _queue(self, report: Progress | Log, put: Callable[[bytes], None]) -> bool:
+        # Encoded first: a bad value raises even after the outcome, as it always does.
+        frame = self._encode(report)
         if self._outbox.outcome_kind is not None:
-            return False
-        self._outbox.put_log(frame)
+            return False  # the supervisor is done with this attempt
+        put(frame)
         return True
 
     def complete(self, result: Any = None) -> None:
         """Record success; it is sent (and resent after reconnects) until acked."""
         self._check_no_outcome()
-        frame = self._encode(Completed(result=result, ts=_now_ms(self._wall_clock)))
+        frame = self._encode(Completed(result=result, ts=self._ts()))
         self._outbox.put_outcome(Completed.TYPE, frame)
 
     def fail(self, error: str, stack: str | None = None) -> None:
@@ -388,21 +371,25 @@ class Session:
             raise TypeError(f"error must be a string, got {error!r}")
         if stack is not None and not isinstance(stack, str):
             raise TypeError(f"stack must be a string, got {stack!r}")
-        frame = self._encode(Failed(error=error, stack=stack, ts=_now_ms(self._wall_clock)))
+        frame = self._encode(Failed(error=error, stack=stack, ts=self._ts()))
         self._outbox.put_outcome(Failed.TYPE, frame)
 
     def _check_no_outcome(self) -> None:
         if self._outbox.outcome_kind is not None:
             raise OutcomeAlreadyReported(f"the job already reported {self._outbox.outcome_kind}")
 
+    def _ts(self) -> int:
+        """The ``ts`` of a message made now: wall-clock milliseconds."""
+        return int(self._wall_clock() * 1000)
+
     def _encode(self, message: Message) -> bytes:
         try:
-            frame = protocol.encode(message)
+            body = protocol.encode_body(message)
         except _ENCODE_ERRORS as exc:
             raise TypeError(f"{message.TYPE} cannot be encoded as msgpack: {exc}") from None
-        if len(frame) - HEADER_SIZE > self.max_frame:
+        if len(body) > self.max_frame:
             raise ValueError(
-                f"{message.TYPE} is {len(frame) - HEADER_SIZE} bytes encoded, more than "
+                f"{message.TYPE} is {len(body)} bytes encoded, more than "
                 f"the {self.max_frame}-byte frame limit"
             )
-        return frame
+        return protocol.encode_frame(body)
