@@ -17,11 +17,10 @@ import logging
 import os
 import shutil
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from supervisor.client import TERMINAL, Client, ClientError
+from supervisor.client import Client, ClientError
 from supervisor.config import override_http
 from supervisor.errors import ConfigError, JobvisorError
 
@@ -172,12 +171,12 @@ def _bar(percent: float | None, message: str | None, width: int = 30) -> str:
 
 def _follow(client: Client, job_id: str) -> dict[str, Any]:
     """Show logs and a progress line until the job ends; return its final JSON."""
-    offset = 0
     tty = sys.stderr.isatty()
     last_line = ""
-    while True:
-        data, offset, status = client.logs(job_id, offset)
+    job: dict[str, Any] = {}
+    for read in client.follow(job_id):
         job = client.get(job_id)
+        data = read.data
         if data:
             if tty and last_line:
                 sys.stderr.write("\r\033[K")
@@ -193,15 +192,9 @@ def _follow(client: Client, job_id: str) -> dict[str, Any]:
                 sys.stderr.write(line + "\n")
             sys.stderr.flush()
             last_line = line
-        if status in TERMINAL and not data:
-            time.sleep(0.2)  # the worker may still be writing its last lines
-            data, offset, _status = client.logs(job_id, offset)
-            if tty:
-                sys.stderr.write("\n")
-            sys.stderr.write(data.decode("utf-8", "replace"))
-            return job
-        if not data:
-            time.sleep(0.25)
+    if tty:
+        sys.stderr.write("\n")
+    return job
 
 
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
@@ -240,11 +233,10 @@ def cmd_logs(client: Client, args: argparse.Namespace) -> int:
             out.flush()
         return EXIT_OK
     offset = 0
-    while True:
-        data, offset, _status = client.logs(args.id, offset)
-        if not data:
-            return EXIT_OK
+    while data := (read := client.logs(args.id, offset)).data:
         out.write(data)
+        offset = read.offset
+    return EXIT_OK
 
 
 COMMANDS = {

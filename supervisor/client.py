@@ -13,9 +13,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
+
+
+class LogRead(NamedTuple):
+    data: bytes  # the log's bytes from the requested offset
+    offset: int  # where the next read starts
+    status: str  # the job's status
+    complete: bool  # the job is finished and its worker gone: nothing more will come
 
 
 class ClientError(Exception):
@@ -104,16 +111,17 @@ class Client:
         )
         return result
 
-    def logs(self, job_id: str, offset: int = 0) -> tuple[bytes, int, str]:
-        """Log bytes from ``offset``, the next offset, and the job's status."""
+    def logs(self, job_id: str, offset: int = 0) -> LogRead:
+        """The job's log from byte ``offset`` (see ``LogRead``)."""
         _status, headers, data = self._request(
             "GET", f"/jobs/{urllib.parse.quote(job_id, safe='')}/logs?offset={offset}"
         )
         lower = {k.lower(): v for k, v in headers.items()}
-        return (
+        return LogRead(
             data,
             int(lower.get("x-log-offset", offset + len(data))),
             lower.get("x-job-status", ""),
+            lower.get("x-log-complete") == "true",
         )
 
     def wait(
@@ -129,14 +137,22 @@ class Client:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
             time.sleep(interval)
 
-    def follow_logs(self, job_id: str, *, interval: float = 0.3) -> Iterator[bytes]:
-        """Yield log chunks as they are written, until the job is finished and read out."""
+    def follow(self, job_id: str, *, interval: float = 0.25) -> Iterator[LogRead]:
+        """Poll the job's log, one ``LogRead`` per poll, until it is complete (the job
+        finished and its worker gone) and read to the end."""
         offset = 0
         while True:
-            data, offset, status = self.logs(job_id, offset)
-            if data:
-                yield data
+            read = self.logs(job_id, offset)
+            offset = read.offset
+            yield read
+            if read.data:
                 continue
-            if status in TERMINAL:
+            if read.complete:
                 return
             time.sleep(interval)
+
+    def follow_logs(self, job_id: str, *, interval: float = 0.25) -> Iterator[bytes]:
+        """Yield log chunks as they are written, until the job is finished and read out."""
+        for read in self.follow(job_id, interval=interval):
+            if read.data:
+                yield read.data

@@ -255,9 +255,16 @@ def job_logs(sup: Supervisor, request: Request, params: dict[str, str]) -> Respo
     offset = _int_param(request, "offset", 0, 0, 1 << 62)
     limit = _int_param(request, "limit", joblogs.MAX_READ, 1, joblogs.MAX_READ)
     data, end = joblogs.read(joblogs.log_path(sup.settings.log_dir, job.id), offset, limit)
+    # Complete: the job is finished and its last worker process is gone, so nobody
+    # writes to this log any more (a job turns final before its worker has exited).
+    complete = not job.active and not sup.runner.has_attempt(job.id)
     return Response(
         200,
         data,
         "text/plain; charset=utf-8",
-        [("x-log-offset", str(end)), ("x-job-status", job.status.value)],
+        [
+            ("x-log-offset", str(end)),
+            ("x-job-status", job.status.value),
+            ("x-log-complete", "true" if complete else "false"),
+        ],
     )

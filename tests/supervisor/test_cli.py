@@ -266,6 +266,7 @@ def test_submit_follow_shows_progress_and_logs(sv, tmp_path):
     assert re.search(r"running \[#{15}\.{15}\]  50\.0% half way", result.stderr), result.stderr
     assert "completed [" in result.stderr
     assert "attempt 1 completed" in result.stderr
+    assert "attempt 1: worker exited with code 0" in result.stderr
 
 
 def test_submit_follow_exits_1_for_a_failed_job(sv, tmp_path):
@@ -389,6 +390,7 @@ def test_logs_follow_streams_until_the_job_ends(sv, tmp_path):
         proc.communicate()
     assert proc.returncode == 0, err
     assert "after the go" in out
+    assert "attempt 1: worker exited with code 0" in out  # written after the job completed
     assert sv.job(job_id)["status"] == "completed"
 
 
