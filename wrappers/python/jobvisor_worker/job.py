@@ -53,7 +53,6 @@ class Job:
         self._name = ""
         self._data: Any = None
         self._attempt = 0
-        self._welcomed = False
         self._cancel_callbacks: list[CancelCallback] = []
         self.cancel_event = threading.Event()
         """Set when the supervisor asked the job to stop."""
@@ -190,9 +189,10 @@ class Job:
 
     def _open(self) -> None:
         self._transport.start()
+        session = self._session
         with self._cond:
-            self._cond.wait_for(lambda: self._welcomed or self._transport.stopped)
-            if not self._welcomed:
+            self._cond.wait_for(lambda: session.welcome is not None or self._transport.stopped)
+            if session.welcome is None:
                 raise WorkerError("the connection to the supervisor stopped before a welcome")
 
     def _handle_event(self, event: Event) -> None:
@@ -203,7 +203,6 @@ class Job:
                 self._name = welcome.name
                 self._data = welcome.data
                 self._attempt = welcome.attempt
-                self._welcomed = True
             self._cond.notify_all()
         elif isinstance(event, Acked):
             self._cond.notify_all()
