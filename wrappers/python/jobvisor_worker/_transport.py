@@ -310,11 +310,8 @@ class Transport:
 
     def _shutdown(self) -> None:
         self._closing = True
-        sock, self._sock = self._sock, None
+        self._drop(self._clock(), "closing")
         with self._cond:
-            if sock is not None:
-                sock.close()
-                self._session.connection_lost()
             self.stopped = True
             self._cond.notify_all()  # nobody may wait for a welcome or an ack any more
         self._selector.close()
