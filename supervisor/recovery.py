@@ -51,10 +51,6 @@ def recover(runner: Runner, running: list[JobRecord], finished: list[JobRecord])
             log.info("removed stale socket %s", path)
 
 
-def _kind_for(runner: Runner, job: JobRecord) -> JobKind | None:
-    return runner.sup.kinds.get(job.name)
-
-
 def _stub_kind(runner: Runner, job: JobRecord) -> JobKind:
     return JobKind(
         job.name, command="", heartbeat_timeout=runner.settings.default_heartbeat_timeout
@@ -77,7 +73,7 @@ class _Adopter:
 
 def _recover_running(runner: Runner, job: JobRecord, adopt: _Adopter) -> None:
     sup = runner.sup
-    kind = _kind_for(runner, job)
+    kind = runner.sup.kinds.get(job.name)
     proc: ProcessHandle | None = None
     if job.pid is not None:
         proc = adopt(job.pid, job.pid_start_time)
@@ -121,25 +117,26 @@ def _recover_running(runner: Runner, job: JobRecord, adopt: _Adopter) -> None:
 def _declare_lost(
     runner: Runner, job: JobRecord, kind: JobKind | None, proc: ProcessHandle | None, reason: str
 ) -> None:
-    if proc is not None:
-        # It exists but is not coming back: stop it; its exit fails the attempt.
+    if proc is not None:  # it exists but is not coming back
         attempt = runner.adopt(job, kind or _stub_kind(runner, job), proc)
         _lose(runner, attempt, reason)
         return
-    runner.sup.counters.lost += 1
-    runner.sup.emit("job.lost", job, reason=reason)
-    runner.log_line(job, f"supervisor restarted: worker lost: {reason}")
+    _announce_lost(runner, job, reason)
     if job.process_state is not ProcessState.EXITED:
         runner.table.set_process_state(job, ProcessState.EXITED)
     runner.sup.attempt_failed(job, {"message": f"worker lost: {reason}", "reason": "lost"})
 
 
 def _lose(runner: Runner, attempt: Attempt, reason: str) -> None:
-    job = attempt.job
+    """Lost, but its process exists: stop it; its exit fails the attempt."""
+    _announce_lost(runner, attempt.job, reason)
+    runner.stop(attempt, f"worker lost: {reason}", "lost")
+
+
+def _announce_lost(runner: Runner, job: JobRecord, reason: str) -> None:
     runner.sup.counters.lost += 1
     runner.sup.emit("job.lost", job, reason=reason)
     runner.log_line(job, f"worker lost: {reason}")
-    runner.stop(attempt, f"worker lost: {reason}", "lost")
 
 
 def _arm_orphan_window(runner: Runner, attempt: Attempt) -> None:
@@ -166,7 +163,7 @@ def _recover_finished(runner: Runner, job: JobRecord, adopt: _Adopter) -> None:
     if proc is None:
         runner.table.set_process_state(job, ProcessState.EXITED)
         return
-    attempt = runner.adopt(job, _kind_for(runner, job) or _stub_kind(runner, job), proc)
+    attempt = runner.adopt(job, runner.sup.kinds.get(job.name) or _stub_kind(runner, job), proc)
     attempt.outcome = job.status.value
     if job.status is JobStatus.CANCELLED or attempt.listener is None:
         runner.stop(attempt, f"job is {job.status}", "linger")
