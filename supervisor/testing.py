@@ -33,6 +33,7 @@ __all__ = [
     "kill_workers",
     "live_workers",
     "make_settings",
+    "process_gone",
     "short_socket_dir",
     "wait_for",
 ]
@@ -139,6 +140,14 @@ def kill_workers(marker: str) -> int:
                 process.kill()
                 killed += 1
     return killed
+
+
+def process_gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie not yet reaped by its parent counts)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def live_workers(marker: str) -> Iterable[psutil.Process]:

@@ -7,12 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
-
 import protocol
 from supervisor import conversation
 from supervisor.records import JobKind
-from supervisor.testing import TEST_RUN_VAR, wait_for
+from supervisor.testing import TEST_RUN_VAR, process_gone, wait_for
 
 WORKERS = Path(__file__).parent / "workers"
 
@@ -45,7 +43,7 @@ def test_a_finished_worker_that_does_not_exit_is_stopped(start, worker):
     assert job["status"] == "completed"
     pid = job["pid"]
     wait_for(
-        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        lambda: process_gone(pid),
         message="the lingerer to stop",
     )
     log = sv.settings.log_dir / f"{job_id}.log"

@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from supervisor.testing import wait_for
+from supervisor.testing import process_gone, wait_for
 from supervisor.views import parse_time
 
 
@@ -76,7 +76,7 @@ def test_silent_worker_is_stale_at_one_timeout_and_killed_at_two(start, worker):
     assert stale_after >= timeout
     assert failed_after >= 2 * timeout
     assert stale_after < failed_after
-    assert not psutil.pid_exists(job["pid"]) or psutil.Process(job["pid"]).status() == "zombie"
+    assert process_gone(job["pid"])
 
 
 def test_stopped_worker_is_killed_through_term_and_kill(start, worker):
@@ -113,7 +113,7 @@ def test_cancel_running_job_stops_its_worker(start, worker, tmp_path):
     cancelled = sv.client.cancel(job_id, "user asked")
     assert cancelled["status"] == "cancelled"
     assert cancelled["error"]["message"] == "user asked"
-    wait_for(lambda: not psutil.pid_exists(pid), message="worker to be stopped")
+    wait_for(lambda: not psutil.pid_exists(pid), message="worker to be stopped and reaped")
     assert sv.job(job_id)["status"] == "cancelled"
     assert "job.cancelled" in sv.event_names(job_id)
 

@@ -17,7 +17,7 @@ import protocol
 from supervisor.records import JobRecord
 from supervisor.states import JobStatus, ProcessState
 from supervisor.stores import SqliteStore
-from supervisor.testing import ServerProcess, wait_for
+from supervisor.testing import ServerProcess, process_gone, wait_for
 from supervisor.views import parse_time
 from tests.supervisor.serverconfig import write_config
 
@@ -252,9 +252,7 @@ def test_worker_that_never_reconnects_is_lost_after_the_window(tmp_path, marker)
         assert time.monotonic() - began >= 2 * 2.0  # the window: 2 x heartbeat_timeout
         assert job["result"] == "retried" and job["attempts"] == 2
         wait_for(
-            lambda: (
-                not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-            ),
+            lambda: process_gone(pid),
             message="the silent worker to be killed before the retry",
         )
         text = (tmp_path / "state" / "logs" / f"{job_id}.log").read_text()
@@ -323,9 +321,7 @@ def test_outcome_committed_but_not_acked_is_acked_after_restart(tmp_path, marker
         assert job["attempts"] == 1
         pid = job["pid"]
         wait_for(
-            lambda: (
-                not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-            ),
+            lambda: process_gone(pid),
             timeout=20,
             message="the worker to get its ack and exit",
         )
