@@ -31,6 +31,7 @@ import protocol
 from protocol import Ack, Cancel, Error, Hello, Message, Welcome
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 
 @dataclass
@@ -199,6 +200,10 @@ class FakeSupervisor:
                 for r in self.received
                 if (type_ is None or r.type == type_) and (conn is None or r.conn == conn)
             ]
+
+    def messages_of(self, cls: type[M], conn: int | None = None) -> list[M]:
+        """The received messages of class ``cls`` (on connection ``conn`` if given), in order."""
+        return [r.message for r in self.messages(cls.TYPE, conn) if isinstance(r.message, cls)]
 
     def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
         """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""

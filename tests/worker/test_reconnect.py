@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from protocol import Log, Progress
+from protocol import Failed, Log, Progress
 from tests.worker.fake_supervisor import FakeSupervisor
 
 FATAL_CODES = ["bad_token", "unknown_job", "wrong_job", "job_not_running", "unsupported_version"]
@@ -57,11 +57,10 @@ def test_reconnect_replays_latest_progress_logs_and_outcome(fake, spawn, tmp_pat
     assert hello.at - reopened < RECONNECT_BOUND, f"reconnected {hello.at - reopened:.3f} s late"
     fake.wait_message("completed", conn=1)
     assert _types(fake, 1) == ["hello", "started", "progress", "log", "log", "log", "completed"]
-    progress = fake.messages("progress", conn=1)[0].message
-    assert isinstance(progress, Progress)
+    (progress,) = fake.messages_of(Progress, conn=1)
     assert (progress.percent, progress.message) == (40, "latest")
-    logs = [r.message for r in fake.messages("log", conn=1)]
-    assert [m.message for m in logs if isinstance(m, Log)] == [f"while down {i}" for i in range(3)]
+    logs = fake.messages_of(Log, conn=1)
+    assert [m.message for m in logs] == [f"while down {i}" for i in range(3)]
     fake.send_ack()
     assert worker.wait() == 0
     assert "reconnected to the supervisor" in worker.log()
@@ -89,14 +88,11 @@ def test_buffered_log_overflow_drops_oldest_and_reports_count(fake, spawn, tmp_p
     fake.wait_for(queued.exists, what="the worker to log while disconnected")
     fake.reopen_listener()
     assert worker.wait() == 0
-    logs = [r.message for r in fake.messages("log", conn=1)]
-    assert all(isinstance(m, Log) for m in logs)
-    warning = logs[0]
-    assert isinstance(warning, Log)
+    warning, *logs = fake.messages_of(Log, conn=1)
     assert warning.level == "warn"
     assert "dropped the 3 oldest" in warning.message
     assert warning.data == {"dropped": 3}
-    assert [m.message for m in logs[1:] if isinstance(m, Log)] == [f"m{i}" for i in range(3, 8)]
+    assert [m.message for m in logs] == [f"m{i}" for i in range(3, 8)]
 
 
 def test_unacked_outcome_is_resent_on_the_next_connection(fake, spawn):
@@ -241,8 +237,8 @@ def test_stderr_write_errors_do_not_kill_the_worker(fake, spawn, tmp_path: Path,
     fake.drop_connections()  # makes the library write "connection lost" / "reconnected"
     fake.wait_message("started", conn=1)
     go.touch()  # the traceback goes to stderr too
-    failed = fake.wait_message("failed", conn=1)
-    assert failed.message.error == "boom"  # type: ignore[attr-defined]
+    fake.wait_message("failed", conn=1)
+    assert [m.error for m in fake.messages_of(Failed, conn=1)] == ["boom"]
     fake.send_ack("failed")
     assert worker.wait() == 1
 

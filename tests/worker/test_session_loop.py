@@ -44,7 +44,5 @@ def test_many_sessions_share_one_selectors_loop(fake: FakeSupervisor):
         key.data.connection_lost()
     selector.close()
     assert welcomed == count
-    results = sorted(r.message.result for r in fake.messages("completed"))  # type: ignore[attr-defined]
-    assert results == list(range(count))
-    assert all(isinstance(r.message, Completed) for r in fake.messages("completed"))
+    assert sorted(m.result for m in fake.messages_of(Completed)) == list(range(count))
     assert len(fake.messages("progress")) == count
