@@ -51,7 +51,6 @@ class Received:
 class FakeConnection:
     index: int
     sock: socket.socket
-    accepted_at: float
     decoder: protocol.Decoder = field(default_factory=protocol.Decoder)
     hello: Hello | None = None
     closed_at: float | None = None
@@ -92,7 +91,6 @@ class FakeSupervisor:
         self.received: list[Received] = []
         self.connections: list[FakeConnection] = []
         self.errors: list[str] = []  # protocol errors in what workers sent
-        self.listening_since: float | None = None
         self._lock = threading.Lock()
         self._scripted: list[_Scripted] = []
         self._dir = tempfile.mkdtemp(prefix="jvw-")  # short: sun_path holds 108 bytes
@@ -282,8 +280,7 @@ class FakeSupervisor:
         sock.setblocking(False)
         self._listener = sock
         self._selector.register(sock, selectors.EVENT_READ, "listener")
-        self.listening_since = time.monotonic()
-        return self.listening_since
+        return time.monotonic()
 
     def _close_listener(self) -> None:
         sock, self._listener = self._listener, None
@@ -294,7 +291,6 @@ class FakeSupervisor:
         if not self.tcp:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
-        self.listening_since = None
 
     def _accept(self) -> None:
         assert self._listener is not None
@@ -303,7 +299,7 @@ class FakeSupervisor:
         except BlockingIOError:
             return
         sock.setblocking(True)  # small frames to a live peer: sendall is fine in a test
-        conn = FakeConnection(len(self.connections), sock, time.monotonic())
+        conn = FakeConnection(len(self.connections), sock)
         with self._lock:
             self.connections.append(conn)
         self._selector.register(sock, selectors.EVENT_READ, conn)
@@ -377,10 +373,9 @@ class FakeSupervisor:
             self._close(conn)
 
     def _pick(self, index: int | None) -> FakeConnection:
-        with self._lock:
-            open_ = [c for c in self.connections if c.closed_at is None]
         if index is not None:
             return self.connections[index]
+        open_ = [c for c in self.connections if c.closed_at is None]
         if not open_:
             raise AssertionError("the fake supervisor has no open connection")
         return open_[-1]
