@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from protocol import Completed, Failed, Hello, Log, Progress, Started
 from tests.worker.fake_supervisor import FakeSupervisor
 
@@ -87,6 +89,27 @@ def test_exception_fails_with_stack_and_exits_1_after_ack(fake, spawn):
     fake.send_ack("failed")
     assert worker.wait() == 1
     assert "ValueError: boom" in worker.log()
+
+
+@pytest.mark.parametrize(
+    ("step", "why"),
+    [
+        (["return_unencodable"], "cannot be encoded as msgpack"),
+        (["return_repeat", "x", 2_000_000], "more than the 1048576-byte frame limit"),
+    ],
+    ids=["unencodable", "too_large"],
+)
+def test_a_return_value_that_cannot_be_sent_fails_the_job(fake, spawn, step: list, why: str):
+    """A result msgpack cannot encode, or over the frame limit, is reported as failed (exit 1)."""
+    fake.auto_ack = True
+    fake.data = {"steps": [step]}
+    worker = spawn(fake)
+    assert worker.wait() == 1
+    assert fake.messages("completed") == []
+    (failed,) = fake.messages_of(Failed)
+    assert failed.error.startswith("the job's return value cannot be reported: ")
+    assert why in failed.error
+    assert "cannot be reported" in worker.log()
 
 
 def test_ack_of_the_other_outcome_is_ignored(fake, spawn):

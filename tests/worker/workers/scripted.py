@@ -59,6 +59,10 @@ def main(job: Job) -> Any:
             raise ValueError(args[0])
         elif op == "return":
             return args[0]
+        elif op == "return_unencodable":  # msgpack has no encoding for an object()
+            return {"value": object()}
+        elif op == "return_repeat":  # a string of args[1] copies of args[0]
+            return args[0] * args[1]
         elif op == "return_identity":
             return {"id": job.id, "name": job.name, "data": job.data, "attempt": job.attempt}
         elif op == "return_cancel":
