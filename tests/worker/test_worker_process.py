@@ -92,22 +92,23 @@ def test_exception_fails_with_stack_and_exits_1_after_ack(fake, spawn):
 
 
 @pytest.mark.parametrize(
-    ("step", "why"),
+    ("step", "what", "why"),
     [
-        (["return_unencodable"], "cannot be encoded as msgpack"),
-        (["return_repeat", "x", 2_000_000], "more than the 1048576-byte frame limit"),
+        (["return_unencodable"], "return value", "cannot be encoded as msgpack"),
+        (["return_repeat", "x", 2_000_000], "return value", "more than the 1048576-byte"),
+        (["raise_repeat", "x", 2_000_000], "error", "more than the 1048576-byte"),
     ],
-    ids=["unencodable", "too_large"],
+    ids=["unencodable_result", "too_large_result", "too_large_error"],
 )
-def test_a_return_value_that_cannot_be_sent_fails_the_job(fake, spawn, step: list, why: str):
-    """A result msgpack cannot encode, or over the frame limit, is reported as failed (exit 1)."""
+def test_an_outcome_that_cannot_be_sent_fails_the_job(fake, spawn, step: list, what: str, why: str):
+    """A result or error that cannot go on the wire is reported as a failure saying so (exit 1)."""
     fake.auto_ack = True
     fake.data = {"steps": [step]}
     worker = spawn(fake)
     assert worker.wait() == 1
     assert fake.messages("completed") == []
     (failed,) = fake.messages_of(Failed)
-    assert failed.error.startswith("the job's return value cannot be reported: ")
+    assert failed.error.startswith(f"the job's {what} cannot be reported: ")
     assert why in failed.error
     assert "cannot be reported" in worker.log()
 

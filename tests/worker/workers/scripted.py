@@ -57,6 +57,8 @@ def main(job: Job) -> Any:
             Path(args[0]).write_text(str(child.pid))
         elif op == "raise":
             raise ValueError(args[0])
+        elif op == "raise_repeat":  # an error message of args[1] copies of args[0]
+            raise ValueError(args[0] * args[1])
         elif op == "return":
             return args[0]
         elif op == "return_unencodable":  # msgpack has no encoding for an object()

@@ -38,16 +38,22 @@ def _call(job: Job, fn: Callable[[Job], Any]) -> int:
         stack = traceback.format_exc()
         say(f"the job raised {type(exc).__name__}; reporting it as failed\n{stack}")
         if job.outcome is None:
-            job.fail(str(exc) or repr(exc), stack=stack)
+            error = str(exc) or repr(exc)
+            _report(job, "error", lambda: job.fail(error, stack=stack))
         return _exit_code(job)
     if job.outcome is None:  # fn may have called job.complete()/fail() itself
-        try:
-            job.complete(result)
-        except (TypeError, ValueError) as exc:  # unencodable or too large: say so instead
-            message = f"the job's return value cannot be reported: {exc}"
-            say(message)
-            job.fail(message)
+        _report(job, "return value", lambda: job.complete(result))
     return _exit_code(job)
+
+
+def _report(job: Job, what: str, report: Callable[[], None]) -> None:
+    """Report the outcome; one that cannot be encoded (or is too large) fails saying so."""
+    try:
+        report()
+    except (TypeError, ValueError) as exc:
+        message = f"the job's {what} cannot be reported: {exc}"
+        say(message)
+        job.fail(message)
 
 
 def _exit_code(job: Job) -> int:
