@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bench.machine import describe, machine
+
+INDENT = " " * 11  # continuation lines start under the first line's "N="
 
 
 def _one(x: float) -> str:
@@ -32,43 +35,46 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.0f}%"
 
 
-def _reconnect(r: dict[str, Any]) -> list[str]:
+def _per_size(section: str, r: dict[str, Any], line: Callable[[dict[str, Any]], str]) -> list[str]:
+    """``<section> N=<n>`` and ``line(figure)`` for each figure; an errored one says ERROR."""
     lines = []
     for f in r.get("figures", []):
-        head = f"reconnect  N={f['n']:<5}"
-        if f.get("error"):
-            lines.append(f"{head} ERROR {f['error']}")
-            continue
+        head = f"{section:<10} N={f['n']:<5}"
+        lines.append(f"{head} ERROR {f['error']}" if f.get("error") else f"{head} {line(f)}")
+    return lines
+
+
+def _reconnect(r: dict[str, Any]) -> list[str]:
+    def line(f: dict[str, Any]) -> str:
         pooled = f["pooled"]
         kind = "load generator" if "load generator" in f["workers"] else "worker processes"
-        lines.append(
-            f"{head} restarts={len(f['restarts'])}  after listening: "
+        pooled_line = (
+            f"restarts={len(f['restarts'])}  after listening: "
             f"{_ms(pooled['after_listening_ms'])} ; after process start: "
             f"{_ms(pooled['after_process_start_ms'])} ; lost {f['lost']}  [{kind}]"
         )
-        lines.extend(
-            f"           restart {rs['restart']}: startup {rs['startup_ms']:.0f} ms, "
+        restart_lines = [
+            f"{INDENT}restart {rs['restart']}: startup {rs['startup_ms']:.0f} ms, "
             f"re-attached {rs['reattached']}/{f['n']}, after listening "
             f"{_ms(rs['after_listening_ms'])}, lost {rs['lost']}"
             for rs in f["restarts"]
-        )
-    return lines
+        ]
+        return "\n".join([pooled_line, *restart_lines])
+
+    return _per_size("reconnect", r, line)
 
 
 def _throughput(r: dict[str, Any]) -> list[str]:
-    lines = []
-    for f in r.get("figures", []):
-        head = f"throughput N={f['n']:<5}"
-        if f.get("error"):
-            lines.append(f"{head} ERROR {f['error']}")
-            continue
-        lines.append(
-            f"{head} supervisor {_rate(f['supervisor_msgs_per_s'])} msg/s  "
+    return _per_size(
+        "throughput",
+        r,
+        lambda f: (
+            f"supervisor {_rate(f['supervisor_msgs_per_s'])} msg/s  "
             f"ceiling {_rate(f['ceiling_msgs_per_s'])} msg/s  ratio {_pct(f['ratio'])}  "
             f"(supervisor CPU {_pct(f.get('supervisor_cpu_cores'))} of a core, "
             f"/metrics answered in up to {f.get('scrape_max_s', 0):.2f} s)"
-        )
-    return lines
+        ),
+    )
 
 
 def _overhead(r: dict[str, Any]) -> list[str]:
@@ -78,30 +84,28 @@ def _overhead(r: dict[str, Any]) -> list[str]:
     seq, par = f["sequential"], f["parallel"]
     return [
         f"overhead   one at a time: supervised {_ms(seq['supervised_ms'])}",
-        f"           bare spawn+wait:        {_ms(seq['bare_ms'])}",
-        f"           added by the supervisor: median {seq['added_median_ms']:.2f} ms  "
+        f"{INDENT}bare spawn+wait:        {_ms(seq['bare_ms'])}",
+        f"{INDENT}added by the supervisor: median {seq['added_median_ms']:.2f} ms  "
         f"p99 {seq['added_p99_ms']:.2f} ms per job ({f['worker']})",
-        f"           {par['parallel']} in parallel: supervised {par['jobs_per_s']:,.0f} jobs/s  "
+        f"{INDENT}{par['parallel']} in parallel: supervised {par['jobs_per_s']:,.0f} jobs/s  "
         f"bare {par['bare_spawns_per_s']:,.0f} spawns/s  ratio {_pct(par['ratio'])}",
     ]
 
 
 def _store(r: dict[str, Any]) -> list[str]:
-    lines = []
-    for f in r.get("figures", []):
-        head = f"store      N={f['n']:<5}"
-        if f.get("error"):
-            lines.append(f"{head} ERROR {f['error']}")
-            continue
-        lines.append(
-            f"{head} {f['transactions_per_s']:.2f} tx/s  heartbeats absorbed "
+    lines = _per_size(
+        "store",
+        r,
+        lambda f: (
+            f"{f['transactions_per_s']:.2f} tx/s  heartbeats absorbed "
             f"{_rate(f['messages_per_s'])}/s  written to disk {f['write_bytes_per_s'] / 1e3:,.1f} "
             f"kB/s  db+wal growth {f['db_growth_bytes'] / 1e3:,.1f} kB"
-        )
+        ),
+    )
     ratio = r.get("tx_ratio")
     if ratio is not None:
         lines.append(
-            f"           transactions/s ratio N={r['params']['sizes'][0]} / "
+            f"{INDENT}transactions/s ratio N={r['params']['sizes'][0]} / "
             f"N={r['params']['sizes'][1]}: {ratio:.2f}"
         )
     return lines
