@@ -3,8 +3,9 @@
 A helper reads one command per line on stdin and answers each with one JSON line on
 stdout, from inside its own selectors loop: stdin is just another readable file there,
 so a helper answers promptly even while it floods thousands of sockets. ``Child`` is
-the driver's end: start, ``ask``, stop. Every helper carries the run's marker in its
-environment, so the final sweep (``harness.kill_marked``) finds it even after a crash.
+the driver's end: ``start_helper``, ``ask``, ``stop``. Every helper carries the run's
+marker in its environment, so the final sweep (``harness.kill_marked``) finds it even
+after a crash.
 """
 
 from __future__ import annotations
@@ -25,6 +26,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 class ChildError(RuntimeError):
     pass
+
+
+def start_helper(
+    module: str, spec: Mapping[str, Any], *, folder: Path, env: Mapping[str, str]
+) -> Child:
+    """Run ``python -m MODULE FOLDER/NAME.json`` with ``spec`` in that file, its stderr
+    appended to ``FOLDER/NAME.log`` (NAME: the module's last part); return it once it has
+    said it is ready."""
+    name = module.rpartition(".")[2]
+    spec_path = folder / f"{name}.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    child = Child(module, [str(spec_path)], env=env, log=folder / f"{name}.log")
+    try:
+        child.read(timeout=60)  # its "ready" line
+    except BaseException:
+        child.stop()
+        raise
+    return child
 
 
 class Child:

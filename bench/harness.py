@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import psutil
 
-from bench.child import Child
+from bench.child import Child, start_helper
 from supervisor.attempts import hash_token
 from supervisor.config import Settings, load_config
 from supervisor.records import JobRecord, new_job_id
@@ -227,11 +227,7 @@ class Setup:
 
     def loadgen(self, jobs: list[list[str]], **spec: Any) -> Child:
         """Start a load generator for ``jobs`` (it waits for ``start``)."""
-        spec_path = self.dir / f"loadgen-{uuid.uuid4().hex[:6]}.json"
-        spec_path.write_text(json.dumps({"jobs": jobs, **spec}), encoding="utf-8")
-        child = Child("bench.loadgen", [str(spec_path)], env=self.env, log=self.dir / "loadgen.log")
-        child.read(timeout=60)  # its "ready" line
-        return child
+        return start_helper("bench.loadgen", {"jobs": jobs, **spec}, folder=self.dir, env=self.env)
 
 
 # --- the running supervisor ---------------------------------------------------------------------

@@ -16,13 +16,12 @@ window by its own counters and clock. ``ratio`` = supervisor / ceiling.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import psutil
 
-from bench.child import Child
+from bench.child import start_helper
 from bench.harness import Run, Server, Setup, wait_until
 from supervisor.records import new_job_id
 
@@ -130,18 +129,15 @@ def _cpu(pid: int) -> float:
 def _ceiling(bench: Run, n: int, window: float) -> dict[str, Any]:
     folder = bench.folder(f"ceiling-{n}")
     sockets = bench.short_dir()
-    jobs = [[job_id, "-", str(sockets / f"{job_id}.sock")] for job_id in _ids(n)]
-    spec = folder / "ceiling.json"
-    spec.write_text(json.dumps({"paths": [path for _, _, path in jobs]}), encoding="utf-8")
+    ids = [new_job_id() for _ in range(n)]
+    jobs = [[job_id, "-", str(sockets / f"{job_id}.sock")] for job_id in ids]
     env = bench.env(f"ceiling-{n}")
-    reader = Child("bench.ceiling", [str(spec)], env=env, log=folder / "ceiling.log")
+    paths = [path for _, _, path in jobs]
+    reader = start_helper("bench.ceiling", {"paths": paths}, folder=folder, env=env)
     gen = None
     try:
-        reader.read(timeout=60)
-        gen_spec = folder / "loadgen.json"
-        gen_spec.write_text(json.dumps({"jobs": jobs, "handshake": False}), encoding="utf-8")
-        gen = Child("bench.loadgen", [str(gen_spec)], env=env, log=folder / "loadgen.log")
-        gen.read(timeout=60)
+        spec = {"jobs": jobs, "handshake": False}
+        gen = start_helper("bench.loadgen", spec, folder=folder, env=env)
         gen.ask("flood")
         gen.ask("start")
         wait_until(
@@ -164,7 +160,3 @@ def _ceiling(bench: Run, n: int, window: float) -> dict[str, Any]:
         "ceiling_window_s": round(elapsed, 3),
         "ceiling_cpu_cores": round((cpu_b - cpu_a) / (wall_b - wall_a), 2),
     }
-
-
-def _ids(n: int) -> list[str]:
-    return [new_job_id() for _ in range(n)]
