@@ -7,7 +7,7 @@ records ``started_at`` just before the process is spawned and ``listening_at`` w
 "jobvisor listening on URL" line is read). ``Server`` adds what the sections read from
 outside: ``GET /metrics``, RSS, ``/proc/<pid>/io``.
 
-Thousands of jobs get their "workers" by seeding (``Setup.seed``): RUNNING job records
+Thousands of jobs get their "workers" by seeding (``SeededSetup``): RUNNING job records
 written to the SQLite store before the supervisor starts, owned by the load generator's
 PID and start time, with socket paths in the supervisor's job socket folder and token
 hashes of tokens the load generator knows. The supervisor adopts them as orphans, exactly
@@ -134,16 +134,8 @@ class Setup:
     """One supervisor configuration and its state folder."""
 
     def __init__(
-        self,
-        run: Run,
-        name: str,
-        jobs: Mapping[str, Mapping[str, Any]],
-        *,
-        concurrency: int = 5,
-        **options: Any,
+        self, run: Run, name: str, jobs: Mapping[str, Mapping[str, Any]], *, concurrency: int
     ) -> None:
-        self.run = run
-        self.name = name
         self.dir = run.folder(name)
         self.env = run.env(name)
         top = {
@@ -152,36 +144,69 @@ class Setup:
             "socket_dir": str(run.short_dir()),
             "transport": "unix",
             "concurrency": concurrency,
-            **options,
         }
         self.config = self.dir / "jobvisor.toml"
         write_config(self.config, top, jobs)
         self.settings: Settings = load_config(self.config)
 
-    @property
-    def state_dir(self) -> Path:
-        return self.settings.state_dir
-
     def start(self) -> Server:
         return Server(ServerProcess(self.config, env=self.env).start(timeout=120))
 
-    def make_jobs(self, count: int) -> list[list[str]]:
-        """``count`` [job id, token, socket path] triples in this supervisor's socket folder."""
+
+class SeededSetup(Setup):
+    """A supervisor for ``n`` jobs of one kind, held by the load generator (folder
+    ``<section>-<n>``).
+
+    The kind runs ``/bin/true`` with one attempt, so nothing is ever spawned for its jobs:
+    they exist as RUNNING records seeded into the store before the supervisor starts
+    (``seeded_and_connected``), and ``concurrency`` leaves room for all of them.
+    """
+
+    def __init__(
+        self, run: Run, section: str, n: int, kind: str, *, heartbeat_timeout: float
+    ) -> None:
+        job = {"command": "/bin/true", "heartbeat_timeout": heartbeat_timeout, "max_attempts": 1}
+        super().__init__(run, f"{section}-{n}", {kind: job}, concurrency=n + 10)
+        self.n = n
+        self.kind = kind
+
+    def seeded_and_connected(
+        self, *, wait: float = 120.0, **spec: Any
+    ) -> tuple[Child, Server, float]:
+        """The ``n`` jobs seeded as running under a new load generator (``spec``: its
+        options), a supervisor started on them, and every session re-attached; returns the
+        generator, the server and how long re-attaching all of them took (from the
+        generator's ``start``)."""
+        n = self.n
+        jobs = self._jobs()
+        gen = start_helper("bench.loadgen", {"jobs": jobs, **spec}, folder=self.dir, env=self.env)
+        self._seed(jobs, gen.pid)
+        server = self.start()
+        began = time.monotonic()
+        gen.ask("start")
+        interval = 0.2 if n > 1000 else 0.1
+        wait_until(
+            lambda: gen.ask("status")["ready"] >= n, wait, f"{n} sessions to connect", interval
+        )
+        return gen, server, time.monotonic() - began
+
+    def _jobs(self) -> list[list[str]]:
+        """``n`` [job id, token, socket path] triples in this supervisor's socket folder."""
         folder = self.settings.job_socket_dir
         jobs = []
-        for _ in range(count):
+        for _ in range(self.n):
             job_id = new_job_id()
             jobs.append([job_id, secrets.token_urlsafe(32), str(folder / f"{job_id}.sock")])
         return jobs
 
-    def seed(self, jobs: list[list[str]], kind: str, owner_pid: int) -> None:
-        """Store ``jobs`` as RUNNING attempts of ``kind`` owned by process ``owner_pid``."""
+    def _seed(self, jobs: list[list[str]], owner_pid: int) -> None:
+        """Store ``jobs`` as RUNNING attempts owned by process ``owner_pid``."""
         start = psutil.Process(owner_pid).create_time()
         now = time.time()
         records = [
             JobRecord(
                 id=job_id,
-                name=kind,
+                name=self.kind,
                 data=None,
                 status=JobStatus.RUNNING,
                 seq=i + 1,
@@ -206,28 +231,6 @@ class Setup:
             store.write(records)
         finally:
             store.close()
-
-    def seeded_and_connected(
-        self, kind: str, n: int, *, wait: float = 120.0, **spec: Any
-    ) -> tuple[Child, Server, float]:
-        """``n`` jobs seeded as running under a new load generator, a supervisor started
-        on them, and every session re-attached; returns the generator, the server and
-        how long re-attaching all of them took (from the generator's ``start``)."""
-        jobs = self.make_jobs(n)
-        gen = self.loadgen(jobs, **spec)
-        self.seed(jobs, kind, gen.pid)
-        server = self.start()
-        began = time.monotonic()
-        gen.ask("start")
-        interval = 0.2 if n > 1000 else 0.1
-        wait_until(
-            lambda: gen.ask("status")["ready"] >= n, wait, f"{n} sessions to connect", interval
-        )
-        return gen, server, time.monotonic() - began
-
-    def loadgen(self, jobs: list[list[str]], **spec: Any) -> Child:
-        """Start a load generator for ``jobs`` (it waits for ``start``)."""
-        return start_helper("bench.loadgen", {"jobs": jobs, **spec}, folder=self.dir, env=self.env)
 
 
 # --- the running supervisor ---------------------------------------------------------------------

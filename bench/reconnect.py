@@ -12,7 +12,7 @@ the worker has the new supervisor's ``welcome`` in hand.
   before the commit that precedes the welcome) is reported beside it.
 * N > 100: one load generator process holding N connections, one
   ``jobvisor_worker.Session`` each (``loadgen.py``); its jobs are seeded into the store
-  as running attempts owned by its PID (``harness.Setup.seed``). The measurement is the
+  as running attempts owned by its PID (``harness.SeededSetup``). The measurement is the
   ``time.time()`` at which each welcome arrived there.
 
 Log stamps have millisecond resolution and are truncated, so half a millisecond is
@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Run, Server, Setup, wait_until
+from bench.harness import Run, SeededSetup, Server, Setup, wait_until
 from bench.machine import bind_cost_us, mount_of
 from bench.stats import summary
 from supervisor.views import parse_time
@@ -176,7 +176,7 @@ def _from_logs(
     since = server.started_at - HALF_MS
     welcome, hello = [], []
     for job_id in ids:
-        path = setup.state_dir / "logs" / f"{job_id}.log"
+        path = setup.settings.log_dir / f"{job_id}.log"
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         stamp = _first_stamp_after(lines, WORKER_LINE, since)
         if stamp is not None:
@@ -204,13 +204,8 @@ def _from_logs(
 
 
 def _load_generator(bench: Run, n: int, restarts: int) -> dict[str, Any]:
-    setup = Setup(
-        bench,
-        f"reconnect-{n}",
-        {"held": {"command": "/bin/true", "heartbeat_timeout": 30.0, "max_attempts": 1}},
-        concurrency=n + 10,
-    )
-    gen, server, _attach_s = setup.seeded_and_connected("held", n)
+    setup = SeededSetup(bench, "reconnect", n, "held", heartbeat_timeout=30.0)
+    gen, server, _attach_s = setup.seeded_and_connected()
     try:
         per_restart = []
         for number in range(restarts):

@@ -1,7 +1,7 @@
 """Supervisor RSS per connected idle job.
 
 For each level (0, 1,000, 10,000 jobs; quick: 0 and 1,000) a fresh supervisor starts on a
-store seeded with that many running jobs (``harness.Setup.seed``), the load generator
+store seeded with that many running jobs (``harness.SeededSetup``), the load generator
 re-attaches all of them (at most 256 handshakes in flight, so accepted connections plus
 still-open listeners stay within RLIMIT_NOFILE), the supervisor settles, and its RSS
 (psutil ``memory_info().rss``) is read three times, 0.5 s apart; the median counts.
@@ -15,11 +15,10 @@ import statistics
 import time
 from typing import Any
 
-from bench.harness import Run, Server, Setup
+from bench.harness import Run, SeededSetup, Server
 
 SETTLE = 2.0
 MAX_HANDSHAKES = 256
-KIND = {"idle": {"command": "/bin/true", "heartbeat_timeout": 600.0, "max_attempts": 1}}
 
 
 def run(bench: Run) -> dict[str, Any]:
@@ -66,7 +65,7 @@ def _rss(server: Server) -> int:
 
 
 def _level(bench: Run, n: int) -> dict[str, Any]:
-    setup = Setup(bench, f"rss-{n}", KIND, concurrency=max(n, 1) + 10)
+    setup = SeededSetup(bench, "rss", n, "idle", heartbeat_timeout=600.0)
     if n == 0:
         server = setup.start()
         try:
@@ -74,9 +73,7 @@ def _level(bench: Run, n: int) -> dict[str, Any]:
             return {"jobs": 0, "rss_bytes": _rss(server), "fds": server.ps.num_fds()}
         finally:
             server.kill()
-    gen, server, attach_s = setup.seeded_and_connected(
-        "idle", n, max_handshakes=MAX_HANDSHAKES, wait=300
-    )
+    gen, server, attach_s = setup.seeded_and_connected(max_handshakes=MAX_HANDSHAKES, wait=300)
     try:
         time.sleep(SETTLE)
         connected = int(server.metric("jobvisor_workers_connected"))

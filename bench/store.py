@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.harness import Run, Server, Setup
+from bench.harness import Run, SeededSetup, Server
 
 HEARTBEAT = 0.1
 SETTLE = 2.0
@@ -63,7 +63,7 @@ def run(bench: Run) -> dict[str, Any]:
     }
 
 
-def _sample(server: Server, setup: Setup) -> dict[str, float]:
+def _sample(server: Server, setup: SeededSetup) -> dict[str, float]:
     metrics = server.metrics()
     io = server.io()
     db = setup.settings.db_path
@@ -85,13 +85,8 @@ def _sample(server: Server, setup: Setup) -> dict[str, float]:
 
 
 def _measure(bench: Run, n: int, window: float) -> dict[str, Any]:
-    setup = Setup(
-        bench,
-        f"store-{n}",
-        {"beat": {"command": "/bin/true", "heartbeat_timeout": 30.0, "max_attempts": 1}},
-        concurrency=n + 10,
-    )
-    gen, server, _attach_s = setup.seeded_and_connected("beat", n, heartbeat=HEARTBEAT)
+    setup = SeededSetup(bench, "store", n, "beat", heartbeat_timeout=30.0)
+    gen, server, _attach_s = setup.seeded_and_connected(heartbeat=HEARTBEAT)
     try:
         time.sleep(SETTLE)
         a = _sample(server, setup)

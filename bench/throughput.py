@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 
 from bench.child import start_helper
-from bench.harness import Run, Server, Setup, wait_until
+from bench.harness import Run, SeededSetup, Server, wait_until
 from supervisor.records import new_job_id
 
 WARMUP = 1.0
@@ -81,13 +81,8 @@ def _scrape(server: Server) -> tuple[dict[str, float], float]:
 
 
 def _supervisor(bench: Run, n: int, window: float) -> dict[str, Any]:
-    setup = Setup(
-        bench,
-        f"throughput-{n}",
-        {"flood": {"command": "/bin/true", "heartbeat_timeout": 60.0, "max_attempts": 1}},
-        concurrency=n + 10,
-    )
-    gen, server, _attach_s = setup.seeded_and_connected("flood", n)
+    setup = SeededSetup(bench, "throughput", n, "flood", heartbeat_timeout=60.0)
+    gen, server, _attach_s = setup.seeded_and_connected()
     try:
         flood = gen.ask("flood")
         time.sleep(WARMUP)
