@@ -28,9 +28,9 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 
@@ -41,8 +41,6 @@ from supervisor.records import JobRecord, new_job_id
 from supervisor.states import JobStatus, ProcessState
 from supervisor.stores.sqlite import SqliteStore
 from supervisor.testing import TEST_RUN_VAR, ServerProcess, wait_for
-
-T = TypeVar("T")
 
 
 class Run:
@@ -96,13 +94,6 @@ def kill_marked(prefix: str) -> int:
                 process.kill()
                 killed += 1
     return killed
-
-
-def wait_until(
-    predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
-) -> T:
-    """Poll ``predicate`` until it returns something truthy; TimeoutError after ``timeout``."""
-    return wait_for(predicate, timeout, interval, what)
 
 
 # --- config ----------------------------------------------------------------------------------
@@ -185,8 +176,8 @@ class SeededSetup(Setup):
         began = time.monotonic()
         gen.ask("start")
         interval = 0.2 if n > 1000 else 0.1
-        wait_until(
-            lambda: gen.ask("status")["ready"] >= n, wait, f"{n} sessions to connect", interval
+        wait_for(
+            lambda: gen.ask("status")["ready"] >= n, wait, interval, f"{n} sessions to connect"
         )
         return gen, server, time.monotonic() - began
 

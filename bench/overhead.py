@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.cworker import Worker, build
-from bench.harness import Run, Server, Setup, wait_until
+from bench.harness import Run, Server, Setup
 from bench.machine import bind_cost_us, mount_of
 from bench.stats import percentile, summary
+from supervisor.testing import wait_for
 
 PARALLEL = 4
 WARMUP_JOBS = 3
@@ -128,7 +129,7 @@ def _batch(server: Server, setup: Setup, kind: str, count: int) -> list[tuple[fl
         done = m.get("jobvisor_completed_total", 0) + m.get("jobvisor_failed_total", 0)
         return done - done_before >= count
 
-    wait_until(finished, 60 + count * 0.2, f"{count} {kind} jobs to finish", 0.1)
+    wait_for(finished, 60 + count * 0.2, 0.1, f"{count} {kind} jobs to finish")
     rows = _times(setup, ids)
     if len(rows) != count:
         raise RuntimeError(f"only {len(rows)} of {count} {kind} jobs completed; see {setup.dir}")

@@ -26,9 +26,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Run, SeededSetup, Server, Setup, wait_until
+from bench.harness import Run, SeededSetup, Server, Setup
 from bench.machine import bind_cost_us, mount_of
 from bench.stats import summary
+from supervisor.testing import wait_for
 from supervisor.views import parse_time
 
 HOLD = Path(__file__).parent / "workers" / "hold.py"
@@ -132,21 +133,21 @@ def _real_workers(bench: Run, n: int, restarts: int) -> dict[str, Any]:
     server = setup.start()
     try:
         ids = [server.client.submit("hold") for _ in range(n)]
-        wait_until(
+        wait_for(
             lambda: server.metric("jobvisor_workers_connected") >= n,
             60 + n,
-            f"{n} workers to connect",
             0.1,
+            f"{n} workers to connect",
         )
         per_restart = []
         for number in range(restarts):
             server = _restart(setup, server)
             try:
-                wait_until(
+                wait_for(
                     lambda s=server: s.metric("jobvisor_reconnected_total") >= n,
                     REATTACH_TIMEOUT,
-                    "every worker to re-attach",
                     0.05,
+                    "every worker to re-attach",
                 )
             except TimeoutError:
                 pass  # the missing ones are counted as lost below
@@ -214,11 +215,11 @@ def _load_generator(bench: Run, n: int, restarts: int) -> dict[str, Any]:
             attempts_before = gen.ask("status")["connect_attempts"]
             server = _restart(setup, server)
             try:
-                wait_until(
+                wait_for(
                     lambda target=target: gen.ask("status")["welcomes"] >= target,
                     REATTACH_TIMEOUT,
-                    "every session to re-attach",
                     0.02,
+                    "every session to re-attach",
                 )
             except TimeoutError:
                 pass

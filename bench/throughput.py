@@ -22,8 +22,9 @@ from typing import Any
 import psutil
 
 from bench.child import start_helper
-from bench.harness import Run, SeededSetup, Server, wait_until
+from bench.harness import Run, SeededSetup, Server
 from supervisor.records import new_job_id
+from supervisor.testing import wait_for
 
 WARMUP = 1.0
 
@@ -135,8 +136,8 @@ def _ceiling(bench: Run, n: int, window: float) -> dict[str, Any]:
         gen = start_helper("bench.loadgen", spec, folder=folder, env=env)
         gen.ask("flood")
         gen.ask("start")
-        wait_until(
-            lambda: reader.ask("status")["accepted"] >= n, 60, f"{n} ceiling connections", 0.05
+        wait_for(
+            lambda: reader.ask("status")["accepted"] >= n, 60, 0.05, f"{n} ceiling connections"
         )
         time.sleep(WARMUP)
         first = reader.ask("status")
