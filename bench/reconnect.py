@@ -93,6 +93,27 @@ def _restart(setup: Setup, server: Server) -> Server:
     return setup.start()
 
 
+def _restart_figures(
+    number: int, server: Server, n: int, back: list[float], *, refused: int = 0, **extra: Any
+) -> dict[str, Any]:
+    """Restart ``number``'s figures from ``back``: when each re-attached worker had the new
+    ``server``'s welcome (wall clock). ``extra`` goes in before ``lost``."""
+    after_start = [t - server.started_at for t in back]
+    after_listen = [t - server.listening_at for t in back]
+    declared = int(server.metric("jobvisor_lost_total"))
+    return {
+        "restart": number,
+        "startup_ms": round((server.listening_at - server.started_at) * 1000, 1),
+        "reattached": len(back),
+        "after_listening_ms": summary(after_listen, 1000),
+        "after_process_start_ms": summary(after_start, 1000),
+        **extra,
+        "lost": max(n - len(back), declared) + refused,
+        "_start": after_start,  # pooled over the restarts by _entry, which removes them
+        "_listen": after_listen,
+    }
+
+
 def _entry(n: int, workers: str, per_restart: list[dict[str, Any]]) -> dict[str, Any]:
     pooled_start: list[float] = []
     pooled_listen: list[float] = []
@@ -151,8 +172,13 @@ def _real_workers(bench: Run, n: int, restarts: int) -> dict[str, Any]:
                 )
             except TimeoutError:
                 pass  # the missing ones are counted as lost below
-            lost_declared = int(server.metric("jobvisor_lost_total"))
-            per_restart.append(_from_logs(setup, server, ids, number + 1, lost_declared))
+            welcome, hello = _stamps(setup, ids, since=server.started_at - HALF_MS)
+            hello_ms = summary([t - server.listening_at for t in hello], 1000)
+            per_restart.append(
+                _restart_figures(
+                    number + 1, server, n, welcome, hello_accepted_after_listening_ms=hello_ms
+                )
+            )
         finish.touch()
     finally:
         server.kill()
@@ -171,10 +197,9 @@ def _first_stamp_after(lines: list[str], marker: str, since: float) -> float | N
     return None
 
 
-def _from_logs(
-    setup: Setup, server: Server, ids: list[str], number: int, lost_declared: int
-) -> dict[str, Any]:
-    since = server.started_at - HALF_MS
+def _stamps(setup: Setup, ids: list[str], since: float) -> tuple[list[float], list[float]]:
+    """From the jobs' log files: when each worker had its welcome, and when the supervisor
+    accepted each hello (the first of each line at or after ``since``)."""
     welcome, hello = [], []
     for job_id in ids:
         path = setup.settings.log_dir / f"{job_id}.log"
@@ -185,20 +210,7 @@ def _from_logs(
         stamp = _first_stamp_after(lines, SUPERVISOR_LINE, since)
         if stamp is not None:
             hello.append(stamp)
-    missing = len(ids) - len(welcome)
-    return {
-        "restart": number,
-        "startup_ms": round((server.listening_at - server.started_at) * 1000, 1),
-        "reattached": len(welcome),
-        "after_listening_ms": summary([t - server.listening_at for t in welcome], 1000),
-        "after_process_start_ms": summary([t - server.started_at for t in welcome], 1000),
-        "hello_accepted_after_listening_ms": summary(
-            [t - server.listening_at for t in hello], 1000
-        ),
-        "lost": max(missing, lost_declared),
-        "_start": [t - server.started_at for t in welcome],
-        "_listen": [t - server.listening_at for t in welcome],
-    }
+    return welcome, hello
 
 
 # --- the load generator -------------------------------------------------------------------------
@@ -232,19 +244,15 @@ def _load_generator(bench: Run, n: int, restarts: int) -> dict[str, Any]:
                 )
                 if count > old and last is not None
             ]
-            lost_declared = int(server.metric("jobvisor_lost_total"))
             per_restart.append(
-                {
-                    "restart": number + 1,
-                    "startup_ms": round((server.listening_at - server.started_at) * 1000, 1),
-                    "reattached": len(back),
-                    "after_listening_ms": summary([t - server.listening_at for t in back], 1000),
-                    "after_process_start_ms": summary([t - server.started_at for t in back], 1000),
-                    "connect_attempts": status["connect_attempts"] - attempts_before,
-                    "lost": max(n - len(back), lost_declared) + status["refused"],
-                    "_start": [t - server.started_at for t in back],
-                    "_listen": [t - server.listening_at for t in back],
-                }
+                _restart_figures(
+                    number + 1,
+                    server,
+                    n,
+                    back,
+                    refused=status["refused"],
+                    connect_attempts=status["connect_attempts"] - attempts_before,
+                )
             )
     finally:
         server.kill()
