@@ -76,7 +76,6 @@ class Link:
         "beat_queued",
         "flood_off",
         "handshaking",
-        "index",
         "last_welcome",
         "out",
         "path",
@@ -88,8 +87,7 @@ class Link:
         "writing",
     )
 
-    def __init__(self, index: int, job_id: str, token: str, path: str, heartbeat: float | None):
-        self.index = index
+    def __init__(self, job_id: str, token: str, path: str, heartbeat: float | None):
         self.path = path
         self.session = Session(
             job_id,
@@ -118,9 +116,7 @@ class LoadGen:
         heartbeat: float | None = None,
         max_handshakes: int = 0,
     ) -> None:
-        self.links = [
-            Link(i, job_id, token, path, heartbeat) for i, (job_id, token, path) in enumerate(jobs)
-        ]
+        self.links = [Link(job_id, token, path, heartbeat) for job_id, token, path in jobs]
         self.handshake = handshake
         self.max_handshakes = max_handshakes or len(self.links) + 1
         self.selector = selectors.DefaultSelector()
@@ -165,7 +161,7 @@ class LoadGen:
         if name == "flood":
             self.flooding = True
             for link in self.links:
-                if link.sock is not None and (not self.handshake or link.welcomed_here):
+                if self._flooding(link):
                     self._want_write(link, True)
             return {"ok": True, "flood_buffer_messages": self.flood_messages, **self.frame_sizes}
         if name == "stop":
@@ -213,9 +209,7 @@ class LoadGen:
             self.handshakes += 1
         self.selector.register(sock, READ, link)
         link.writing = False
-        self._flush(link)
-        if self.flooding and not self.handshake:
-            self._want_write(link, True)
+        self._flush(link)  # the hello; it also arms writing for a link that floods at once
 
     def _lost(self, link: Link, now: float) -> None:
         sock = link.sock
