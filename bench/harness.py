@@ -167,18 +167,25 @@ class SeededSetup(Setup):
         """The ``n`` jobs seeded as running under a new load generator (``spec``: its
         options), a supervisor started on them, and every session re-attached; returns the
         generator, the server and how long re-attaching all of them took (from the
-        generator's ``start``)."""
+        generator's ``start``). On failure both are gone before the next measurement."""
         n = self.n
         jobs = self._jobs()
         gen = start_helper("bench.loadgen", {"jobs": jobs, **spec}, folder=self.dir, env=self.env)
-        self._seed(jobs, gen.pid)
-        server = self.start()
-        began = time.monotonic()
-        gen.ask("start")
-        interval = 0.2 if n > 1000 else 0.1
-        wait_for(
-            lambda: gen.ask("status")["ready"] >= n, wait, interval, f"{n} sessions to connect"
-        )
+        server = None
+        try:
+            self._seed(jobs, gen.pid)
+            server = self.start()
+            began = time.monotonic()
+            gen.ask("start")
+            interval = 0.2 if n > 1000 else 0.1
+            wait_for(
+                lambda: gen.ask("status")["ready"] >= n, wait, interval, f"{n} sessions to connect"
+            )
+        except BaseException:
+            if server is not None:
+                server.kill()
+            gen.stop()
+            raise
         return gen, server, time.monotonic() - began
 
     def _jobs(self) -> list[list[str]]:
