@@ -265,10 +265,6 @@ class Server:
     def rss(self) -> int:
         return int(self.ps.memory_info().rss)
 
-    def cpu_seconds(self) -> float:
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
-
     def io(self) -> dict[str, int]:
         """``/proc/<pid>/io``: wchar (bytes handed to write calls), write_bytes (to disk)."""
         values = {}
