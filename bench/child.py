@@ -4,8 +4,8 @@ A helper reads one command per line on stdin and answers each with one JSON line
 stdout, from inside its own selectors loop: stdin is just another readable file there,
 so a helper answers promptly even while it floods thousands of sockets. ``Child`` is
 the driver's end: ``start_helper``, ``ask``, ``stop``. Every helper carries the run's
-marker in its environment, so the final sweep (``harness.kill_marked``) finds it even
-after a crash.
+marker in its environment, so the final sweep (``Run.cleanup``) finds it even after a
+crash.
 """
 
 from __future__ import annotations

@@ -13,13 +13,13 @@ PID and start time, with socket paths in the supervisor's job socket folder and 
 hashes of tokens the load generator knows. The supervisor adopts them as orphans, exactly
 as after a crash (SPEC §6), and they re-attach when the load generator says hello.
 
-Every process the bench starts carries ``JOBVISOR_TEST_RUN=<marker>...`` in its
-environment; ``kill_marked`` sweeps them all at the end, whatever went wrong.
+Every process the bench starts carries ``JOBVISOR_TEST_RUN=<marker>`` in its
+environment; ``supervisor.testing.kill_workers`` sweeps them all at the end, whatever
+went wrong.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import shutil
@@ -40,7 +40,7 @@ from supervisor.config import Settings, load_config
 from supervisor.records import JobRecord, new_job_id
 from supervisor.states import JobStatus, ProcessState
 from supervisor.stores.sqlite import SqliteStore
-from supervisor.testing import TEST_RUN_VAR, ServerProcess, wait_for
+from supervisor.testing import TEST_RUN_VAR, ServerProcess, kill_workers, wait_for
 
 
 class Run:
@@ -51,6 +51,7 @@ class Run:
         self.verbose = verbose
         self.socket_base = socket_base
         self.marker = f"jvbench-{uuid.uuid4().hex[:12]}"
+        self.env = {TEST_RUN_VAR: self.marker}  # for every process the run starts
         self.tmp = Path(tempfile.mkdtemp(prefix="jobvisor-bench-"))
         self._dirs: list[Path] = [self.tmp]
         self._names: set[str] = set()
@@ -76,24 +77,10 @@ class Run:
         path.mkdir()
         return path
 
-    def env(self, tag: str) -> dict[str, str]:
-        return {TEST_RUN_VAR: f"{self.marker}-{tag}"}
-
     def cleanup(self) -> None:
-        kill_marked(self.marker)
+        kill_workers(self.marker)
         for path in self._dirs:
             shutil.rmtree(path, ignore_errors=True)
-
-
-def kill_marked(prefix: str) -> int:
-    """SIGKILL every process whose JOBVISOR_TEST_RUN starts with ``prefix``."""
-    killed = 0
-    for process in psutil.process_iter():
-        with contextlib.suppress(psutil.Error):
-            if process.environ().get(TEST_RUN_VAR, "").startswith(prefix):
-                process.kill()
-                killed += 1
-    return killed
 
 
 # --- config ----------------------------------------------------------------------------------
@@ -128,7 +115,7 @@ class Setup:
         self, run: Run, name: str, jobs: Mapping[str, Mapping[str, Any]], *, concurrency: int
     ) -> None:
         self.dir = run.folder(name)
-        self.env = run.env(name)
+        self.env = run.env
         top = {
             "state_dir": "state",
             "http": "127.0.0.1:0",

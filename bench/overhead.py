@@ -40,7 +40,7 @@ def run(bench: Run) -> dict[str, Any]:
     parallel = 60 if bench.quick else 400
     worker = build()
     bench.say(f"overhead: {worker.description}; {sequential} one at a time, {parallel} x{PARALLEL}")
-    env = bench.env("overhead")
+    env = bench.env
     kind = {
         "command": worker.command,
         "args": list(worker.args),

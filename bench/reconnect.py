@@ -144,7 +144,7 @@ def _real_workers(bench: Run, n: int, restarts: int) -> dict[str, Any]:
             "hold": {
                 "command": sys.executable,
                 "args": [str(HOLD)],
-                "env": {**bench.env(f"reconnect-{n}"), "BENCH_FINISH_FILE": str(finish)},
+                "env": {**bench.env, "BENCH_FINISH_FILE": str(finish)},
                 "heartbeat_timeout": 30.0,
                 "max_attempts": 1,
             }

@@ -125,13 +125,12 @@ def _ceiling(bench: Run, n: int, window: float) -> dict[str, Any]:
     sockets = bench.short_dir()
     ids = [new_job_id() for _ in range(n)]
     jobs = [[job_id, "-", str(sockets / f"{job_id}.sock")] for job_id in ids]
-    env = bench.env(f"ceiling-{n}")
     paths = [path for _, _, path in jobs]
-    reader = start_helper("bench.ceiling", {"paths": paths}, folder=folder, env=env)
+    reader = start_helper("bench.ceiling", {"paths": paths}, folder=folder, env=bench.env)
     gen = None
     try:
         spec = {"jobs": jobs, "handshake": False}
-        gen = start_helper("bench.loadgen", spec, folder=folder, env=env)
+        gen = start_helper("bench.loadgen", spec, folder=folder, env=bench.env)
         gen.ask("flood")
         gen.ask("start")
         wait_for(
