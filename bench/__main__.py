@@ -48,7 +48,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
-    args.sections = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
+    named = dict.fromkeys(s.strip() for s in args.only.split(",") if s.strip())  # each once
+    args.sections = list(named) or list(SECTIONS)
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
@@ -69,7 +70,8 @@ def run_section(name: str, bench: Run) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     mode = "quick" if args.quick else "full"
     began = time.monotonic()
     results: dict[str, Any] = {}
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
         "socket_folder_fs": mount_of(args.socket_base),
-        "command": " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)]),
+        "command": " ".join(["python -m bench", *argv]),
     }
     print(report.table(results, mode))
     args.json.parent.mkdir(parents=True, exist_ok=True)

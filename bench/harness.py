@@ -54,7 +54,6 @@ class Run:
         self.env = {TEST_RUN_VAR: self.marker}  # for every process the run starts
         self.tmp = Path(tempfile.mkdtemp(prefix="jobvisor-bench-"))
         self._dirs: list[Path] = [self.tmp]
-        self._names: set[str] = set()
 
     def say(self, message: str) -> None:
         if self.verbose:
@@ -67,12 +66,7 @@ class Run:
         return path
 
     def folder(self, name: str) -> Path:
-        """A fresh subfolder of the run's temp folder."""
-        base, n = name, 1
-        while name in self._names:
-            n += 1
-            name = f"{base}-{n}"
-        self._names.add(name)
+        """A fresh subfolder of the run's temp folder (each name is used once in a run)."""
         path = self.tmp / name
         path.mkdir()
         return path
