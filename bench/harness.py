@@ -28,7 +28,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,29 @@ class Run:
         kill_workers(self.marker)
         for path in self._dirs:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def each_size(
+    sizes: list[int],
+    measure: Callable[[int], dict[str, Any]],
+    *,
+    key: str = "n",
+    label: str = "N={}",
+) -> tuple[list[dict[str, Any]], str | None]:
+    """``measure(n)`` for each size in order; a failure does not stop the others.
+
+    A size whose measurement raised gets the figure ``{key: n, "error": ...}``. Returns the
+    figures and the section's error: ``"<label>: <error>"`` for each figure with an error
+    (raised, or set by ``measure`` itself, e.g. an invalid measurement), or None.
+    """
+    figures = []
+    for n in sizes:
+        try:
+            figures.append(measure(n))
+        except Exception as exc:
+            figures.append({key: n, "error": f"{type(exc).__name__}: {exc}"})
+    errors = [f"{label.format(f[key])}: {f['error']}" for f in figures if f.get("error")]
+    return figures, "; ".join(errors) or None
 
 
 # --- config ----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Run, SeededSetup, Server, Setup
+from bench.harness import Run, SeededSetup, Server, Setup, each_size
 from bench.machine import bind_cost_us, mount_of
 from bench.stats import summary
 from supervisor.testing import wait_for
@@ -45,18 +45,14 @@ def run(bench: Run) -> dict[str, Any]:
     restarts = 1 if bench.quick else 3
     probe_dir = bench.short_dir()
     bind_us = bind_cost_us(str(probe_dir))
-    figures = []
-    errors = []
-    for n in sizes:
+
+    def measure(n: int) -> dict[str, Any]:
         bench.say(f"reconnect N={n}: {restarts} restart(s)")
-        try:
-            if n <= REAL_WORKERS_UP_TO:
-                figures.append(_real_workers(bench, n, restarts))
-            else:
-                figures.append(_load_generator(bench, n, restarts))
-        except Exception as exc:
-            errors.append(f"N={n}: {type(exc).__name__}: {exc}")
-            figures.append({"n": n, "error": f"{type(exc).__name__}: {exc}"})
+        if n <= REAL_WORKERS_UP_TO:
+            return _real_workers(bench, n, restarts)
+        return _load_generator(bench, n, restarts)
+
+    figures, error = each_size(sizes, measure)
     return {
         "params": {
             "sizes": sizes,
@@ -84,7 +80,7 @@ def run(bench: Run) -> dict[str, Any]:
             "therefore depends on the socket folder's filesystem: see socket_folder_fs and "
             "socket_bind_us_median_at_start (a noisy shared disk makes this vary by 10x)",
         ],
-        "error": "; ".join(errors) or None,
+        "error": error,
     }
 
 

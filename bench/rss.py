@@ -15,7 +15,7 @@ import statistics
 import time
 from typing import Any
 
-from bench.harness import Run, SeededSetup, Server
+from bench.harness import Run, SeededSetup, Server, each_size
 
 SETTLE = 2.0
 MAX_HANDSHAKES = 256
@@ -23,15 +23,7 @@ MAX_HANDSHAKES = 256
 
 def run(bench: Run) -> dict[str, Any]:
     levels = [0, 1000] if bench.quick else [0, 1000, 10000]
-    figures: list[dict[str, Any]] = []
-    errors = []
-    for n in levels:
-        bench.say(f"rss: {n} connected idle jobs")
-        try:
-            figures.append(_level(bench, n))
-        except Exception as exc:
-            errors.append(f"{n} jobs: {type(exc).__name__}: {exc}")
-            figures.append({"jobs": n, "error": f"{type(exc).__name__}: {exc}"})
+    figures, error = each_size(levels, lambda n: _level(bench, n), key="jobs", label="{} jobs")
     base = figures[0].get("rss_bytes") if figures else None
     for f in figures[1:]:
         if base is not None and f.get("rss_bytes") is not None:
@@ -52,7 +44,7 @@ def run(bench: Run) -> dict[str, Any]:
             "(its listener is closed after the hello), so 10,000 jobs fit, 20,000 would not",
             "jobs are seeded and re-attached by the load generator (option b)",
         ],
-        "error": "; ".join(errors) or None,
+        "error": error,
     }
 
 
@@ -65,6 +57,7 @@ def _rss(server: Server) -> int:
 
 
 def _level(bench: Run, n: int) -> dict[str, Any]:
+    bench.say(f"rss: {n} connected idle jobs")
     setup = SeededSetup(bench, "rss", n, "idle", heartbeat_timeout=600.0)
     if n == 0:
         server = setup.start()

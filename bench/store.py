@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.harness import Run, SeededSetup, Server
+from bench.harness import Run, SeededSetup, Server, each_size
 
 HEARTBEAT = 0.1
 SETTLE = 2.0
@@ -31,15 +31,7 @@ SETTLE = 2.0
 def run(bench: Run) -> dict[str, Any]:
     sizes = [1000, 100]
     window = 3.0 if bench.quick else 10.0
-    figures = []
-    errors = []
-    for n in sizes:
-        bench.say(f"store N={n}: heartbeats every {HEARTBEAT * 1000:.0f} ms for {window:g} s")
-        try:
-            figures.append(_measure(bench, n, window))
-        except Exception as exc:
-            errors.append(f"N={n}: {type(exc).__name__}: {exc}")
-            figures.append({"n": n, "error": f"{type(exc).__name__}: {exc}"})
+    figures, error = each_size(sizes, lambda n: _measure(bench, n, window))
     ok = [f for f in figures if not f.get("error")]
     ratio = None
     if len(ok) == 2 and ok[1]["transactions_per_s"]:
@@ -59,7 +51,7 @@ def run(bench: Run) -> dict[str, Any]:
             "writeback; wchar also counts job-log appends and HTTP answers",
             "jobs are seeded and re-attached by the load generator (option b)",
         ],
-        "error": "; ".join(errors) or None,
+        "error": error,
     }
 
 
@@ -85,6 +77,7 @@ def _sample(server: Server, setup: SeededSetup) -> dict[str, float]:
 
 
 def _measure(bench: Run, n: int, window: float) -> dict[str, Any]:
+    bench.say(f"store N={n}: heartbeats every {HEARTBEAT * 1000:.0f} ms for {window:g} s")
     setup = SeededSetup(bench, "store", n, "beat", heartbeat_timeout=30.0)
     gen, server, _attach_s = setup.seeded_and_connected(heartbeat=HEARTBEAT)
     try:

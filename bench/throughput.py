@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 
 from bench.child import start_helper
-from bench.harness import Run, SeededSetup, Server
+from bench.harness import Run, SeededSetup, Server, each_size
 from supervisor.records import new_job_id
 from supervisor.testing import wait_for
 
@@ -32,28 +32,24 @@ WARMUP = 1.0
 def run(bench: Run) -> dict[str, Any]:
     sizes = [100] if bench.quick else [100, 1000]
     window = 2.0 if bench.quick else 5.0
-    figures = []
-    errors = []
     frames: dict[str, Any] = {}
-    for n in sizes:
+
+    def measure(n: int) -> dict[str, Any]:
         bench.say(f"throughput N={n}: supervisor, then the decode-only ceiling")
-        try:
-            sup = _supervisor(bench, n, window)
-            frames = sup.pop("frames")
-            ceiling = _ceiling(bench, n, window)
-            rate, top = sup["supervisor_msgs_per_s"], ceiling["ceiling_msgs_per_s"]
-            entry = {"n": n, **sup, **ceiling, "ratio": round(rate / top, 3) if top else None}
-            if sup["protocol_errors"] or sup["connections_lost"]:
-                # The supervisor closed flooding connections: the rate is not comparable.
-                entry["error"] = (
-                    f"invalid measurement: {sup['protocol_errors']} protocol errors, "
-                    f"{sup['connections_lost']} connections lost during the flood"
-                )
-                errors.append(f"N={n}: {entry['error']}")
-            figures.append(entry)
-        except Exception as exc:
-            errors.append(f"N={n}: {type(exc).__name__}: {exc}")
-            figures.append({"n": n, "error": f"{type(exc).__name__}: {exc}"})
+        sup = _supervisor(bench, n, window)
+        frames.update(sup.pop("frames"))
+        ceiling = _ceiling(bench, n, window)
+        rate, top = sup["supervisor_msgs_per_s"], ceiling["ceiling_msgs_per_s"]
+        entry = {"n": n, **sup, **ceiling, "ratio": round(rate / top, 3) if top else None}
+        if sup["protocol_errors"] or sup["connections_lost"]:
+            # The supervisor closed flooding connections: the rate is not comparable.
+            entry["error"] = (
+                f"invalid measurement: {sup['protocol_errors']} protocol errors, "
+                f"{sup['connections_lost']} connections lost during the flood"
+            )
+        return entry
+
+    figures, error = each_size(sizes, measure)
     return {
         "params": {
             "sizes": sizes,
@@ -71,7 +67,7 @@ def run(bench: Run) -> dict[str, Any]:
             "each message into a dataclass, dispatches it and updates the job",
             "connections are seeded jobs re-attached by the load generator (option b)",
         ],
-        "error": "; ".join(errors) or None,
+        "error": error,
     }
 
 
