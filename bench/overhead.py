@@ -63,9 +63,10 @@ def run(bench: Run) -> dict[str, Any]:
         par_rows = _batch(server, setup, "trivial_par", parallel)
     finally:
         server.kill()
-    _bare_sequential(worker, env, log, WARMUP_JOBS)
-    bare_seq = _bare_sequential(worker, env, log, sequential)
-    bare_par_rate = _bare_parallel(worker, env, log, parallel, PARALLEL)
+    bare_env = {**os.environ, **env}  # inherited environment plus the marker, built once
+    _bare_sequential(worker, bare_env, log, WARMUP_JOBS)
+    bare_seq = _bare_sequential(worker, bare_env, log, sequential)
+    bare_par_rate = _bare_parallel(worker, bare_env, log, parallel, PARALLEL)
 
     supervised = sorted(finished - started for started, finished in seq_rows)
     bare = sorted(bare_seq)
@@ -167,8 +168,7 @@ def _spawn(worker: Worker, env: dict[str, str], log: Path) -> subprocess.Popen[b
         os.close(fd)
 
 
-def _bare_sequential(worker: Worker, tag: dict[str, str], log: Path, count: int) -> list[float]:
-    env = {**os.environ, **tag}
+def _bare_sequential(worker: Worker, env: dict[str, str], log: Path, count: int) -> list[float]:
     latencies = []
     for _ in range(count):
         began = time.perf_counter()
@@ -180,10 +180,9 @@ def _bare_sequential(worker: Worker, tag: dict[str, str], log: Path, count: int)
 
 
 def _bare_parallel(
-    worker: Worker, tag: dict[str, str], log: Path, count: int, parallel: int
+    worker: Worker, env: dict[str, str], log: Path, count: int, parallel: int
 ) -> float:
     """Spawns/s with ``parallel`` bare workers in flight."""
-    env = {**os.environ, **tag}
     running: dict[int, subprocess.Popen[bytes]] = {}
     started = 0
     began = time.perf_counter()
