@@ -46,12 +46,11 @@ from jobvisor_worker import (
     SessionState,
     Welcomed,
 )
+from jobvisor_worker._retry import FAST_INTERVAL, FAST_JITTER  # retry exactly as workers do
 
 import protocol
 from bench.child import reply, serve_commands
 
-RETRY_INTERVAL = 0.020  # the library's fast reconnect interval ...
-RETRY_JITTER = 0.5  # ... and its jitter (+-50%)
 THROTTLE_DELAY = 0.005  # how long a link waits when too many handshakes are in flight
 RECV_SIZE = 65536
 FLOOD_BUFFER = 256 * 1024
@@ -187,8 +186,8 @@ class LoadGen:
         heapq.heappush(self._retry, (when, next(self._seq), link))
 
     def _retry_later(self, link: Link, now: float) -> None:
-        jitter = self._random.uniform(1.0 - RETRY_JITTER, 1.0 + RETRY_JITTER)
-        self._schedule(link, now + RETRY_INTERVAL * jitter)
+        jitter = self._random.uniform(1.0 - FAST_JITTER, 1.0 + FAST_JITTER)
+        self._schedule(link, now + FAST_INTERVAL * jitter)
 
     def _connect(self, link: Link, now: float) -> None:
         self.counts["connect_attempts"] += 1
