@@ -240,7 +240,11 @@ class Conversation:
         if attempt.proc is not None and attempt.proc.poll():
             self.runner.on_exit(attempt)
             return
-        if attempt.outcome is None and attempt.job.process_state is ProcessState.RUNNING:
+        if attempt.outcome is not None:
+            # Finished (its ack sent) or cancelled: it hangs up to exit, not to come back;
+            # the linger timer stops it if it does not. No listener to re-open.
+            return
+        if attempt.job.process_state is ProcessState.RUNNING:
             self.table.set_process_state(attempt.job, ProcessState.RECONNECTING)
         if attempt.listener is None and attempt.endpoint.path is not None:
             self.runner.reopen_listener(attempt)

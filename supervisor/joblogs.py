@@ -30,19 +30,35 @@ def stamp(wall: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall)) + f".{millis:03d}Z"
 
 
-def append(path: Path, wall: float, tag: str, message: str, data: Any = None) -> None:
-    """Append one line; a failure is logged, never raised (logs must not stop jobs)."""
+def open_log(path: Path) -> int:
+    """A descriptor appending to the job's log (created 0600): ours, or the worker's
+    stdout and stderr."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def write(fd: int, wall: float, tag: str, message: str, data: Any = None) -> None:
+    """Write one line to an open log; a failure is logged, never raised (logs must not
+    stop jobs)."""
     line = f"{stamp(wall)} [{tag}] {message}"
     if data is not None:
         line += " " + json.dumps(data, default=repr, ensure_ascii=False)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, (line.replace("\n", "\n    ") + "\n").encode("utf-8", "replace"))
-        finally:
-            os.close(fd)
+        os.write(fd, (line.replace("\n", "\n    ") + "\n").encode("utf-8", "replace"))
     except OSError as exc:
-        log.warning("cannot write job log %s: %s", path, exc)
+        log.warning("cannot write a job log line: %s", exc)
+
+
+def append(path: Path, wall: float, tag: str, message: str, data: Any = None) -> None:
+    """Append one line to the job's log at ``path``."""
+    try:
+        fd = open_log(path)
+    except OSError as exc:
+        log.warning("cannot open job log %s: %s", path, exc)
+        return
+    try:
+        write(fd, wall, tag, message, data)
+    finally:
+        os.close(fd)
 
 
 def read(path: Path, offset: int = 0, limit: int = MAX_READ) -> tuple[bytes, int]:

@@ -23,7 +23,6 @@ import os
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import psutil
 
@@ -132,23 +131,19 @@ class ProcessHandle:
 
 
 def spawn(
-    argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str], log_path: Path
+    argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str], log_fd: int
 ) -> ProcessHandle:
-    """Start a detached worker writing stdout+stderr to ``log_path``. Raises ``OSError``."""
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        popen = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=log_fd,
-            start_new_session=True,
-            close_fds=True,
-        )
-    finally:
-        os.close(log_fd)
+    """Start a detached worker writing stdout+stderr to ``log_fd``. Raises ``OSError``."""
+    popen = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=log_fd,
+        stderr=log_fd,
+        start_new_session=True,
+        close_fds=True,
+    )
     handle = ProcessHandle(popen.pid, None, popen)
     handle.open_pidfd()
     handle.start_time = start_time(popen.pid)

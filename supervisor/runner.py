@@ -225,11 +225,17 @@ class Runner:
             JOBVISOR_TOKEN=token,
             JOBVISOR_HEARTBEAT_INTERVAL=f"{kind.heartbeat_interval:g}",
         )
-        path = joblogs.log_path(self.settings.log_dir, job.id)
         argv = [kind.command, *kind.args]
-        self.log_line(job, f"attempt {attempt.number}/{job.max_attempts}: starting {argv!r}")
         try:
-            proc = spawn(argv, cwd=kind.cwd, env=env, log_path=path)
+            # One descriptor for our line and the worker's stdout/stderr: this runs on the
+            # loop for every job, and opening the file is the costly part.
+            log_fd = joblogs.open_log(joblogs.log_path(self.settings.log_dir, job.id))
+            try:
+                starting = f"attempt {attempt.number}/{job.max_attempts}: starting {argv!r}"
+                joblogs.write(log_fd, self.sup.clock.wall(), "jobvisor", starting)
+                proc = spawn(argv, cwd=kind.cwd, env=env, log_fd=log_fd)
+            finally:
+                os.close(log_fd)
         except OSError as exc:
             message = f"cannot start worker {kind.command!r}: {exc.strerror or exc}"
             self.log_line(job, message)
