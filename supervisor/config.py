@@ -88,6 +88,7 @@ class ConfigModel(_Strict):
     max_frame_size: Annotated[int, Field(ge=1024, le=(1 << 32) - 1)] = 1 << 20
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     worker_give_up: PositiveFloat = 60.0
+    worker_reconnect_interval: PositiveFloat = 2.0
     jobs: dict[str, JobKindModel] = {}
 
     @field_validator("tcp_port_range")
@@ -134,6 +135,9 @@ class Settings:
     # How long a disconnected worker library keeps trying before it stops itself
     # (reconnect_interval x max_reconnect_attempts, 2.0 x 30 by default).
     worker_give_up: float = 60.0
+    # The longest pause between a disconnected worker's reconnection tries; sent to
+    # the worker in ``welcome`` so that both sides use one schedule.
+    worker_reconnect_interval: float = 2.0
     jobs: Mapping[str, JobKind] = field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -285,6 +289,7 @@ def _resolve(model: ConfigModel, base: Path, source: str) -> Settings:
         max_frame_size=model.max_frame_size,
         sqlite_synchronous=model.sqlite_synchronous,
         worker_give_up=model.worker_give_up,
+        worker_reconnect_interval=model.worker_reconnect_interval,
         jobs=jobs,
         source=source,
     )
