@@ -1,4 +1,4 @@
-"""jobvisor's benchmark suite (SPEC §11): ``python -m bench [--quick] [--json FILE]``.
+"""jobvisor's benchmark suite (docs/bench.md): ``python -m bench [--quick] [--json FILE]``.
 
 Five sections, each measured against a baseline taken in the same run on the same
 machine, never against a fixed target:

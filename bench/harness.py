@@ -11,7 +11,7 @@ Thousands of jobs get their "workers" by seeding (``SeededSetup``): RUNNING job 
 written to the SQLite store before the supervisor starts, owned by the load generator's
 PID and start time, with socket paths in the supervisor's job socket folder and token
 hashes of tokens the load generator knows. The supervisor adopts them as orphans, exactly
-as after a crash (SPEC §6), and they re-attach when the load generator says hello.
+as after a crash (docs/restarts.md), and they re-attach when the load generator says hello.
 
 Every process the bench starts carries ``JOBVISOR_TEST_RUN=<marker>`` in its
 environment; ``supervisor.testing.kill_workers`` sweeps them all at the end, whatever

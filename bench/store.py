@@ -3,7 +3,7 @@
 N seeded jobs re-attached by the load generator, each heartbeating every 100 ms (the
 sessions' interval is fixed, whatever the welcome says). Heartbeats are "soft" state: the
 supervisor batches them into at most one write transaction per ``flush_interval`` (1 s by
-default) whatever the number of jobs (SPEC §5). Over a fixed window we read:
+default) whatever the number of jobs (docs/persistence.md). Over a fixed window we read:
 
 * transactions/s: ``jobvisor_commits_total`` / ``jobvisor_uptime_seconds`` from /metrics;
 * heartbeats absorbed/s: ``jobvisor_worker_messages_total`` over the same window;

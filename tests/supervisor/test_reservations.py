@@ -1,4 +1,4 @@
-"""Reservations (SPEC §6.4): an orphan's path or port is never handed to another job."""
+"""Reservations (docs/restarts.md): an orphan's path or port is never handed to another job."""
 
 from __future__ import annotations
 
