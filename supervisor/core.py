@@ -26,7 +26,7 @@ from typing import Any
 from protocol import pack
 from supervisor import joblogs
 from supervisor.clock import Clock, SystemClock
-from supervisor.config import Settings
+from supervisor.config import Settings, check_commands
 from supervisor.errors import (
     BadRequest,
     JobFinished,
@@ -98,6 +98,7 @@ class Supervisor:
         """
         try:
             self._state_lock = StateLock.acquire(self.settings)
+            check_commands(self.settings)  # after: a kind's cwd may be the state folder
             joblogs.prepare_dir(self.settings.log_dir, source=self.settings.source)
             self.store.open()
             self.runner.prepare()
