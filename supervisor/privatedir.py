@@ -27,6 +27,16 @@ def prepare_private_dir(path: Path, *, key: str, what: str, tighten: bool) -> No
     folder in it. With ``tighten`` an existing folder of ours is chmod-ed to 0700;
     without, a folder open to others is refused.
     """
+    mode = own_dir(path, key=key, what=what)
+    if not mode & 0o077:
+        return
+    if not tighten:
+        raise ConfigError(f"{key}: {path} is not private (mode {mode:04o}); run: chmod 700 {path}")
+    make_private(path, mode, key=key, what=what)
+
+
+def own_dir(path: Path, *, key: str, what: str) -> int:
+    """Create ``path`` (0700) if missing; check it is a directory of ours; return its mode."""
     try:
         path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         info = path.lstat()
@@ -41,11 +51,13 @@ def prepare_private_dir(path: Path, *, key: str, what: str, tighten: bool) -> No
             f"{key}: {path} belongs to uid {info.st_uid}, not to us (uid {os.getuid()}); "
             f"refusing to use it as {what}"
         )
-    mode = stat.S_IMODE(info.st_mode)
+    return stat.S_IMODE(info.st_mode)
+
+
+def make_private(path: Path, mode: int, *, key: str, what: str) -> None:
+    """chmod a folder of ours (currently ``mode``) to 0700 when it grants anything more."""
     if not mode & 0o077:
         return
-    if not tighten:
-        raise ConfigError(f"{key}: {path} is not private (mode {mode:04o}); run: chmod 700 {path}")
     try:
         os.chmod(path, PRIVATE_DIR_MODE)
     except OSError as exc:

@@ -31,7 +31,7 @@ from typing import Final
 from supervisor.config import Settings
 from supervisor.endpoints import prepare_socket_dir
 from supervisor.errors import ConfigError, JobvisorError
-from supervisor.privatedir import prepare_private_dir
+from supervisor.privatedir import make_private, own_dir
 
 LOCK_NAME: Final = "supervisor.lock"
 
@@ -66,16 +66,19 @@ class StateLock:
 
         Raises ``StateLocked`` naming the holder's PID, or ``ConfigError`` when a folder
         cannot be made or used; in both cases whatever was locked is released again.
+        Nothing that exists is changed before the locks are ours: an existing state
+        folder is made private only after.
         """
-        key = f"{settings.source}: state_dir"
-        prepare_private_dir(settings.state_dir, key=key, what="the state folder", tighten=True)
+        key, what = f"{settings.source}: state_dir", "the state folder"
+        mode = own_dir(settings.state_dir, key=key, what=what)  # created only if missing
         if settings.transport == "unix" and settings.socket_dir is not None:
             prepare_socket_dir(settings.socket_dir, source=f"{settings.source}: socket_dir")
             prepare_socket_dir(settings.job_socket_dir, source=f"{settings.source}: socket_dir")
         lock = cls()
         try:
-            for path, what in lock_files(settings):
-                lock._fds.append(_lock(path, what, settings.source))
+            for path, name in lock_files(settings):
+                lock._fds.append(_lock(path, name, settings.source))
+            make_private(settings.state_dir, mode, key=key, what=what)  # ours to change now
         except BaseException:
             lock.release()
             raise
@@ -105,9 +108,11 @@ def _lock(path: Path, what: str, source: str) -> int:
     except OSError as exc:
         os.close(fd)
         raise ConfigError(f"{source}: cannot lock {path}: {exc.strerror}") from None
-    # Only now is the file ours to rewrite: the PID is for the message above, not the lock.
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    # Only now is the file ours to rewrite. The PID serves the message above, not the
+    # lock: failing to write it (a full disk) must not stop the supervisor.
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
 
 

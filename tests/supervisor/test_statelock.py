@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +124,15 @@ def test_embedded_supervisor_on_a_locked_state_refuses_and_the_first_carries_on(
     assert second.thread is None
     job = sv.wait(sv.enqueue("demo", {"actions": [["return", "ok"]]}))
     assert job["status"] == "completed" and job["result"] == "ok"
+
+
+def test_a_refused_supervisor_does_not_even_tighten_the_state_folder(start, worker):
+    """The state folder is made private only once locked: a refused one leaves its mode be."""
+    sv = start({"demo": worker()})
+    os.chmod(sv.settings.state_dir, 0o750)
+    with pytest.raises(StateLocked):
+        SupervisorThread(sv.settings).start()
+    assert stat.S_IMODE(sv.settings.state_dir.stat().st_mode) == 0o750
 
 
 def test_a_store_shared_by_another_state_folder_is_refused(start, worker, tmp_path):
