@@ -59,10 +59,13 @@ def run(bench: Run) -> dict[str, Any]:
     server = setup.start()
     try:
         _batch(server, setup, "trivial", WARMUP_JOBS)  # first exec, page cache, ...
-        seq_rows = _batch(server, setup, "trivial", sequential)
-        par_rows = _batch(server, setup, "trivial_par", parallel)
+        seq_ids = _batch(server, setup, "trivial", sequential)
+        par_ids = _batch(server, setup, "trivial_par", parallel)
     finally:
         server.kill()
+    # Read once the supervisor is gone: while it runs, it holds the store's lock.
+    seq_rows = _times(setup, seq_ids)
+    par_rows = _times(setup, par_ids)
     bare_env = {**os.environ, **env}  # inherited environment plus the marker, built once
     _bare_sequential(worker, bare_env, log, WARMUP_JOBS)
     bare_seq = _bare_sequential(worker, bare_env, log, sequential)
@@ -118,8 +121,8 @@ def run(bench: Run) -> dict[str, Any]:
     }
 
 
-def _batch(server: Server, setup: Setup, kind: str, count: int) -> list[tuple[float, float]]:
-    """Submit ``count`` jobs due at one moment; their (started_at, finished_at) when done."""
+def _batch(server: Server, setup: Setup, kind: str, count: int) -> list[str]:
+    """Submit ``count`` jobs due at one moment; their ids once every one has finished."""
     before = server.metrics()
     done_before = before.get("jobvisor_completed_total", 0) + before.get("jobvisor_failed_total", 0)
     due = time.time() + 0.3 + count * 0.004
@@ -131,14 +134,11 @@ def _batch(server: Server, setup: Setup, kind: str, count: int) -> list[tuple[fl
         return done - done_before >= count
 
     wait_for(finished, 60 + count * 0.2, 0.1, f"{count} {kind} jobs to finish")
-    rows = _times(setup, ids)
-    if len(rows) != count:
-        raise RuntimeError(f"only {len(rows)} of {count} {kind} jobs completed; see {setup.dir}")
-    return rows
+    return ids
 
 
 def _times(setup: Setup, ids: list[str]) -> list[tuple[float, float]]:
-    """(started_at, finished_at) of completed jobs, from the store (full precision)."""
+    """(started_at, finished_at) of the jobs, from the store (full precision); all completed."""
     assert setup.settings.db_path is not None
     db = sqlite3.connect(f"file:{setup.settings.db_path}?mode=ro", uri=True, timeout=10)
     try:
@@ -148,7 +148,10 @@ def _times(setup: Setup, ids: list[str]) -> list[tuple[float, float]]:
         ).fetchall()
     finally:
         db.close()
-    return [(started, finished) for job_id, started, finished in rows if job_id in wanted]
+    times = [(started, finished) for job_id, started, finished in rows if job_id in wanted]
+    if len(times) != len(ids):
+        raise RuntimeError(f"only {len(times)} of {len(ids)} jobs completed; see {setup.dir}")
+    return times
 
 
 def _spawn(worker: Worker, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -295,6 +295,51 @@ def _resolve(model: ConfigModel, base: Path, source: str) -> Settings:
     )
 
 
+def check_commands(settings: Settings) -> None:
+    """Refuse job kinds whose worker cannot be started, naming each ``jobs.NAME`` key.
+
+    Run when a supervisor starts rather than in ``load_config``: the check is about the
+    machine the workers run on, and a client command (``jobvisor jobs``) reading the
+    same file elsewhere must not fail over it.
+    """
+    problems = []
+    for name, kind in settings.jobs.items():
+        problem = command_problem(kind)
+        if problem:
+            problems.append(f"{settings.source}: jobs.{name}.{problem}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def command_problem(kind: JobKind) -> str:
+    """Why ``kind``'s worker cannot be spawned (``"KEY: reason"``), or "" when it can.
+
+    Resolves the command as ``subprocess.Popen`` will at spawn: a name with a slash is
+    a path (relative ones against ``cwd``, where the child starts); a bare name is
+    searched in the PATH of the worker's environment (the supervisor's, overridden by
+    the kind's ``env``), each relative PATH entry against ``cwd``.
+    """
+    cwd = Path(kind.cwd) if kind.cwd else Path.cwd()
+    if not cwd.is_dir():
+        return f"cwd: {cwd} is not a folder"
+    if "/" in kind.command:
+        path = cwd / kind.command
+        if not path.exists():
+            return f"command: {kind.command!r} does not exist"
+        if not _executable(path):
+            return f"command: {kind.command!r} is not an executable file"
+        return ""
+    search = os.get_exec_path({**os.environ, **kind.env})
+    if any(_executable(cwd / folder / kind.command) for folder in search):
+        return ""
+    shown = os.pathsep.join(search)
+    return f"command: {kind.command!r} is not found on PATH ({shown}) from cwd {cwd}"
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
 def override_http(settings: Settings, value: str) -> Settings:
     """``settings`` with another HTTP address (the ``serve --http`` option)."""
 

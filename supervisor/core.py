@@ -24,8 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 from protocol import pack
+from supervisor import joblogs
 from supervisor.clock import Clock, SystemClock
-from supervisor.config import Settings
+from supervisor.config import Settings, check_commands
 from supervisor.errors import (
     BadRequest,
     JobFinished,
@@ -38,6 +39,7 @@ from supervisor.loop import Loop
 from supervisor.metrics import Counters
 from supervisor.records import JobKind, JobRecord, new_job_id
 from supervisor.runner import Runner
+from supervisor.statelock import StateLock
 from supervisor.states import ACTIVE, JobStatus
 from supervisor.stores import Store, make_store
 from supervisor.table import JobTable
@@ -84,12 +86,20 @@ class Supervisor:
         self._flush_due = False
         self._progress_changed: dict[str, JobRecord] = {}
         self.started_at = self.clock.wall()
+        self._state_lock = StateLock()  # nothing held until open()
 
     # --- life of the supervisor -----------------------------------------------------------
 
     def open(self) -> None:
-        """Open the store, re-attach surviving workers, and get ready to serve."""
+        """Lock the state, open the store, re-attach surviving workers, get ready to serve.
+
+        The state lock comes first: a second supervisor on this state (or this store,
+        or this socket folder) must refuse before it reads, cleans or recovers anything.
+        """
         try:
+            self._state_lock = StateLock.acquire(self.settings)
+            check_commands(self.settings)  # after: a kind's cwd may be the state folder
+            joblogs.prepare_dir(self.settings.log_dir, source=self.settings.source)
             self.store.open()
             self.runner.prepare()
             jobs = self.store.load_active()
@@ -105,11 +115,12 @@ class Supervisor:
             self._queue_start()
             self.loop.run_once(timeout=0)  # commit what recovery decided before serving
         except BaseException:
-            # A bad socket folder or store must not leak the store connection, the
+            # A locked state, a bad folder or store must not leak the store connection, the
             # loop's wakeup sockets or re-opened listeners (workers keep running).
             self.runner.detach_all()
             self.store.close()
             self.loop.close()
+            self._state_lock.release()
             raise
 
     def close(self) -> None:
@@ -121,6 +132,7 @@ class Supervisor:
             self.runner.detach_all()
             self.store.close()
             self.loop.close()
+            self._state_lock.release()  # last: the state is no longer ours to guard
 
     def serve_forever(self) -> None:
         self.loop.run_forever()

@@ -26,7 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor.errors import ConfigError, ReservationError
+from supervisor.errors import ReservationError
+from supervisor.privatedir import prepare_private_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,26 +51,13 @@ class Endpoint:
 
 
 def prepare_socket_dir(path: Path, *, source: str = "socket_dir") -> None:
-    """Create ``path`` (0700) or check that an existing one is private and ours."""
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = path.lstat()
-    except FileExistsError:  # mkdir(exist_ok=True) says so for a file in the way
-        raise ConfigError(f"{source}: {path} is not a directory") from None
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot create socket folder {path}: {exc.strerror}") from None
-    if not stat.S_ISDIR(info.st_mode):
-        raise ConfigError(f"{source}: {path} is not a directory")
-    if info.st_uid != os.getuid():
-        raise ConfigError(
-            f"{source}: {path} belongs to uid {info.st_uid}, not to us (uid {os.getuid()}); "
-            "refusing to put job sockets there"
-        )
-    mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o077:
-        raise ConfigError(
-            f"{source}: {path} is not private (mode {mode:04o}); run: chmod 700 {path}"
-        )
+    """Create ``path`` (0700) or check that an existing one is private and ours.
+
+    An existing folder open to others is refused rather than tightened: a socket folder
+    may be shared on purpose (``socket_dir`` set by hand), and changing it is the
+    user's call.
+    """
+    prepare_private_dir(path, key=source, what="the socket folder", tighten=False)
 
 
 class Reservations:

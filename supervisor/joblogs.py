@@ -5,6 +5,9 @@ The worker writes its output straight into the file (never through a pipe to us,
 would break when the supervisor dies); we append our own lines with ``O_APPEND``, so
 both writers' lines land whole. Reads take a byte offset so a client can follow a file
 by asking again from where it stopped.
+
+Logs hold whatever jobs print, secrets included: the folder is 0700 and each file 0600
+(created so; ``O_CREAT`` modes and ``mkdir`` modes only lose bits to the umask).
 """
 
 from __future__ import annotations
@@ -16,9 +19,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from supervisor.privatedir import prepare_private_dir
+
 log = logging.getLogger(__name__)
 
 MAX_READ = 1 << 20
+
+
+def prepare_dir(log_dir: Path, *, source: str) -> None:
+    """Create the logs folder private (0700), or make an existing one of ours private."""
+    prepare_private_dir(
+        log_dir, key=f"{source}: state_dir", what="the job log folder", tighten=True
+    )
 
 
 def log_path(log_dir: Path, job_id: str) -> Path:

@@ -2,8 +2,14 @@
 
 Stopping is graceful: state is flushed, listeners are closed, and workers are left
 running; they re-attach to the next supervisor that starts on the same state
-(SPEC §6). To stop the workers as well, cancel their jobs first
-(``jobvisor cancel ID``), or signal their process groups yourself.
+(docs/restarts.md). To stop the workers as well, cancel their jobs first
+(``jobvisor cancel ID``), or signal their process groups yourself. SIGHUP is logged and
+ignored: configuration reload does not exist yet, and the signal's default action
+would end the supervisor without a word.
+
+Only one supervisor runs on a state: ``Supervisor.open`` takes the state lock
+(``supervisor/statelock.py``) before anything else, so a second ``serve`` on the same
+state, store or socket folder exits 5 naming the first one's PID.
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ def raise_fd_limit() -> int:
     return soft
 
 
+def on_hangup(signum: int, frame: FrameType | None) -> None:
+    log.warning("SIGHUP: configuration reload is not supported yet; ignored (still serving)")
+
+
 def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
     limit = raise_fd_limit()
     log.info("file descriptor limit %d", limit)
@@ -63,6 +73,9 @@ def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
 
             for sig in stop_signals:
                 signal.signal(sig, on_signal)
+            # SIGHUP's default action ends the process without a word; a service manager
+            # sends it to ask for a reload. Until reloading exists, say so and carry on.
+            signal.signal(signal.SIGHUP, on_hangup)
         where = http.url if http is not None else "(HTTP disabled)"
         print(f"jobvisor listening on {where}", file=out, flush=True)
         sup.serve_forever()

@@ -5,6 +5,16 @@ Durability: every ``write`` is one ``BEGIN IMMEDIATE ... COMMIT``. In WAL mode w
 being killed at any instant; ``sqlite_synchronous = "full"`` also makes it survive
 power loss, at the price of an fsync per commit (docs/persistence.md).
 
+One process at a time. The connection uses ``locking_mode = EXCLUSIVE``: it holds the
+database file's lock from open to close, so no other process can read or write the
+store while a supervisor runs (read it through the API, or after stopping). With WAL,
+exclusive mode also keeps the WAL index in the process's heap instead of a memory-mapped
+``-shm`` file: a ``-shm`` file truncated, made immutable or on a full disk would
+otherwise kill the supervisor with SIGBUS on its next access; now any failure of the
+store's files is an I/O error, a ``StoreError``, and a clean exit. ``mmap_size = 0``
+keeps the database file itself out of memory-mapped I/O for the same reason. The files
+are created 0600 inside the 0700 state folder.
+
 Payloads (``data``, ``result``, ``progress_data``, ``error``) are stored as msgpack, the
 wire format they arrive in, so binary values round-trip exactly.
 
@@ -15,6 +25,8 @@ place, and a file from a newer one is refused with a clear error.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,6 +90,23 @@ _SOFT: Final = (
 _ACTIVE = tuple(s.value for s in (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RUNNING))
 
 
+def _make_private(path: Path) -> None:
+    """Create the database file 0600 (or make an existing one and its -wal/-shm 0600).
+
+    SQLite creates a new database file 0644 and chmods it so past the umask; it gives
+    the -wal file the mode of the database file. Creating the file ourselves first,
+    0600, is what keeps the store (job data, results) to its owner.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)
+
+
 def _to_row(job: JobRecord) -> tuple[Any, ...]:
     row = []
     for name in RECORD_FIELDS:
@@ -116,10 +145,18 @@ class SqliteStore:
 
     def open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _make_private(self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot open SQLite store {self.path}: {exc.strerror}") from None
+        try:
             db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=5.0
             )
+            # Before the first access, so that SQLite never maps the -shm file (see the
+            # module docstring); and no memory-mapped I/O on the database file either.
+            db.execute("PRAGMA locking_mode = EXCLUSIVE")
+            db.execute("PRAGMA mmap_size = 0")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             db.execute("PRAGMA foreign_keys = ON")

@@ -6,13 +6,14 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from supervisor.config import CONFIG_NAME, load_config
+from supervisor.config import CONFIG_NAME, check_commands, load_config
 from supervisor.endpoints import prepare_socket_dir
 from supervisor.errors import ConfigError
 from supervisor.testing import SupervisorThread, make_settings, short_socket_dir
@@ -339,3 +340,85 @@ def test_a_supervisor_with_an_unsafe_socket_dir_does_not_open(tmp_path, short_di
     with pytest.raises(ConfigError, match=f"chmod 700 {short_dir}"):
         sv.start()
     assert sv.thread is None
+
+
+# --- worker commands, checked when a supervisor starts ----------------------------------
+
+
+def executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def command_error(folder: Path, kind: str) -> str:
+    settings = load_config(write(folder, f"[jobs.x]\n{kind}\n"))
+    with pytest.raises(ConfigError) as info:
+        check_commands(settings)
+    return str(info.value)
+
+
+def test_serve_refuses_a_command_that_does_not_exist_naming_file_and_key(tmp_path, short_dir):
+    """``jobvisor serve`` exits 5 naming ``jobs.NAME.command``; no attempt is ever made."""
+    config = write(
+        tmp_path,
+        f'http = "127.0.0.1:0"\nsocket_dir = "{short_dir}"\n'
+        '[jobs.convert]\ncommand = "/nonexistent/convert"\n',
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "supervisor", "--config", str(config), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 5, result.stderr
+    assert (
+        f"jobvisor: {config}: jobs.convert.command: '/nonexistent/convert' does not exist"
+        in result.stderr
+    )
+
+
+def test_a_command_path_relative_to_the_config_folder_is_found(tmp_path):
+    """``command = "bin/tool"`` is the file beside the config, whatever the cwd; missing, refused."""
+    (tmp_path / "elsewhere").mkdir()
+    kind = 'command = "bin/tool"\ncwd = "elsewhere"'
+    tool = tmp_path / "bin" / "tool"
+    assert f"jobs.x.command: '{tool}' does not exist" in command_error(tmp_path, kind)
+    executable(tool)
+    check_commands(load_config(write(tmp_path, f"[jobs.x]\n{kind}\n")))
+
+
+def test_a_bare_command_is_searched_on_the_kinds_path_from_its_cwd(tmp_path):
+    """A name without a slash is looked up on the kind's PATH, relative entries from cwd."""
+    executable(tmp_path / "work" / "tools" / "convert")
+    ok = '[jobs.x]\ncommand = "convert"\ncwd = "work"\nenv = { PATH = "tools" }\n'
+    check_commands(load_config(write(tmp_path, ok)))
+    message = command_error(tmp_path, 'command = "convert"\ncwd = "work"\nenv = { PATH = "/none" }')
+    assert "jobs.x.command: 'convert' is not found on PATH (/none) from cwd" in message
+    assert str(tmp_path / "work") in message
+
+
+def test_a_file_that_is_not_executable_is_refused(tmp_path):
+    """A command that exists but cannot be executed is refused, saying so."""
+    (tmp_path / "tool").write_text("#!/bin/sh\n")
+    os.chmod(tmp_path / "tool", 0o644)
+    message = command_error(tmp_path, f'command = "{tmp_path / "tool"}"')
+    assert f"jobs.x.command: '{tmp_path / 'tool'}' is not an executable file" in message
+
+
+def test_a_missing_cwd_is_refused(tmp_path):
+    """A kind whose ``cwd`` does not exist could never start: refused, naming the key."""
+    message = command_error(tmp_path, 'command = "/bin/true"\ncwd = "gone"')
+    assert f"jobs.x.cwd: {tmp_path / 'gone'} is not a folder" in message
+
+
+def test_every_missing_command_is_reported_at_once(tmp_path):
+    """Two bad kinds: both are named in one error."""
+    settings = load_config(
+        write(tmp_path, '[jobs.a]\ncommand = "/no/a"\n[jobs.b]\ncommand = "/no/b"\n')
+    )
+    with pytest.raises(ConfigError) as info:
+        check_commands(settings)
+    assert "jobs.a.command" in str(info.value) and "jobs.b.command" in str(info.value)

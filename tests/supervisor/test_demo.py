@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -10,10 +11,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_demo_once_runs_every_example_job_to_completion():
+def test_demo_once_runs_every_example_job_to_completion(tmp_path):
     """``scripts/demo --once`` starts a supervisor, runs the examples, all complete, exit 0."""
+    # A copy of examples/: the demo's state goes to the copy, never to the user's
+    # examples/.jobvisor (where a demo of theirs may be running right now).
+    demo = tmp_path / "examples"
+    demo.mkdir()
+    shutil.copy(ROOT / "examples" / "jobvisor.toml", demo)
+    shutil.copytree(ROOT / "examples" / "workers", demo / "workers")
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBVISOR_")}
     env["JOBVISOR_DEMO_HTTP"] = "127.0.0.1:0"  # an ephemeral port: never clash with 8765
+    env["JOBVISOR_DEMO_DIR"] = str(demo)
     proc = subprocess.Popen(
         [str(ROOT / "scripts" / "demo"), "--once"],
         stdout=subprocess.PIPE,
@@ -39,3 +47,4 @@ def test_demo_once_runs_every_example_job_to_completion():
     table = [line for line in output.splitlines() if line.split()[1:3] == ["checksum", "completed"]]
     assert len(table) >= 5
     assert "all example jobs completed" in output
+    assert (demo / ".jobvisor" / "jobs.db").exists()

@@ -50,13 +50,17 @@ def test_exit_zero_without_outcome_fails(start, worker):
     assert job["error"]["message"] == "exited without reporting a result (exit code 0)"
 
 
-def test_missing_command_fails_with_a_clear_error(start, worker):
-    """A worker command that does not exist fails each attempt, saying why."""
-    sv = start({"demo": {"command": "/nonexistent/worker", "max_attempts": 2, "retry_delay": 0}})
+def test_command_gone_after_start_fails_with_a_clear_error(start, tmp_path):
+    """A worker command removed after the start-up check fails each attempt, saying why."""
+    command = tmp_path / "worker.sh"
+    command.write_text("#!/bin/sh\n")
+    command.chmod(0o700)
+    sv = start({"demo": {"command": str(command), "max_attempts": 2, "retry_delay": 0}})
+    command.unlink()
     job = sv.wait(sv.enqueue("demo"))
     assert job["status"] == "failed"
     assert job["attempts"] == 2
-    assert "cannot start worker '/nonexistent/worker'" in job["error"]["message"]
+    assert f"cannot start worker '{command}'" in job["error"]["message"]
 
 
 def test_silent_worker_is_stale_at_one_timeout_and_killed_at_two(start, worker):

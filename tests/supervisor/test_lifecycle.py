@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from pathlib import Path
 
-from supervisor.testing import wait_for
+from supervisor.stores import SqliteStore
+from supervisor.testing import ServerProcess, wait_for
+from tests.supervisor.serverconfig import write_config
 
 
 def test_http_job_runs_worker_with_live_progress_and_stored_result(start, worker, tmp_path):
@@ -30,23 +30,27 @@ def test_http_job_runs_worker_with_live_progress_and_stored_result(start, worker
     done = sv.wait(job_id)
     assert done["status"] == "completed", done
     assert done["result"] == {"answer": 42}
-    db = sqlite3.connect(sv.settings.db_path)
-    status, result = db.execute(
-        "SELECT status, result FROM jobs WHERE id = ?", (job_id,)
-    ).fetchone()
-    assert status == "completed" and result is not None
+    stored = sv.call(sv.sup.store.get, job_id)  # read back from the SQLite file
+    assert stored is not None and stored.status.value == "completed"
+    assert stored.result == {"answer": 42}
 
 
-def test_worker_gets_its_ack_only_after_the_outcome_is_committed(start, worker, tmp_path):
-    """When the worker's complete() returns (ack received), the store already has it."""
-    sv = start({"demo": worker()})
-    out = tmp_path / "seen.json"
-    job_id = sv.enqueue(
-        "demo", {"actions": [["complete_then_check", {"v": 1}, str(sv.settings.db_path), str(out)]]}
-    )
-    sv.wait(job_id)
-    wait_for(out.exists, message="worker to read the store after its ack")
-    assert json.loads(out.read_text()) == ["completed", 1]
+def test_worker_gets_its_ack_only_after_the_outcome_is_committed(tmp_path, marker):
+    """A supervisor killed the instant its worker has the ack has the outcome in its store."""
+    server = ServerProcess(write_config(tmp_path, marker)).start()
+    try:
+        job_id = server.client.submit("demo", {"actions": [["complete_then_kill_supervisor", 7]]})
+        assert server.proc is not None
+        server.proc.wait(timeout=60)  # the worker kills it as soon as complete() returns
+    finally:
+        server.kill()
+    store = SqliteStore(path=tmp_path / "state" / "jobs.db")
+    store.open()  # the lock died with the supervisor
+    try:
+        job = store.get(job_id)
+    finally:
+        store.close()
+    assert job is not None and job.status.value == "completed" and job.result == 7
 
 
 def test_job_log_has_worker_output_protocol_logs_and_attempt_notes(start, worker):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import signal
 import sqlite3
 import sys
 import time
@@ -269,29 +271,27 @@ def test_max_seq_is_the_largest_seq_ever_written(store):
 
 def test_sqlite_uses_wal_and_records_its_schema_version(sqlite_path):
     """The database file is in WAL mode and PRAGMA user_version is the schema version."""
-    store = open_sqlite(sqlite_path)
-    try:
-        raw = sqlite3.connect(sqlite_path)
-        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
-        raw.close()
-    finally:
-        store.close()
+    open_sqlite(sqlite_path).close()  # while open, the store keeps other connections out
+    raw = sqlite3.connect(sqlite_path)
+    assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    raw.close()
 
 
 def test_sqlite_write_is_committed_when_it_returns(sqlite_path):
-    """Another connection sees a write as soon as write() returns."""
-    store = open_sqlite(sqlite_path)
-    try:
-        job = make_job(data={"x": 1})
-        store.write([job])
-        raw = sqlite3.connect(sqlite_path)
-        assert raw.execute("SELECT status FROM jobs WHERE id = ?", (job.id,)).fetchone() == (
-            "pending",
-        )
-        raw.close()
-    finally:
-        store.close()
+    """A write is in the file as soon as write() returns: a process killed then keeps it."""
+    job = make_job(data={"x": 1})
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child ends by SIGKILL, never returns
+        try:
+            open_sqlite(sqlite_path).write([job])
+        finally:
+            os.kill(os.getpid(), signal.SIGKILL)  # no close(), no checkpoint
+    _, status = os.waitpid(child, 0)
+    assert os.WTERMSIG(status) == signal.SIGKILL
+    raw = sqlite3.connect(sqlite_path)
+    assert raw.execute("SELECT status FROM jobs WHERE id = ?", (job.id,)).fetchone() == ("pending",)
+    raw.close()
 
 
 def test_sqlite_data_survives_reopening_the_file(sqlite_path):
@@ -320,11 +320,11 @@ def test_sqlite_migrates_an_empty_version_zero_database(sqlite_path):
     try:
         store.write([make_job()])
         assert len(store.query()) == 1
-        raw = sqlite3.connect(sqlite_path)
-        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
-        raw.close()
     finally:
         store.close()
+    raw = sqlite3.connect(sqlite_path)
+    assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    raw.close()
 
 
 def test_sqlite_refuses_a_database_from_a_newer_version(sqlite_path):

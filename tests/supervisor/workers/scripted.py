@@ -3,19 +3,16 @@
 Verbs: progress PCT MSG | log LEVEL MSG | sleep S | touch PATH (appends 'pid attempt time') | wait_file PATH |
 return VALUE | raise MSG | exit CODE (no outcome) | hang (heartbeats go on) |
 stop (SIGSTOP itself: silent, heartbeat thread included) |
-complete_then_check VALUE DB OUT (complete, and once acked read our row from the store).
+complete_then_kill_supervisor VALUE (complete; once acked, SIGKILL the supervisor, exit 0).
 spew MEGABYTES (print that much to stdout) | ledger PATH (append "job pid attempt") |
 on_attempt N VERB ARGS... (run the action only on attempt N).
 Without a final verb the job completes with {"ok": true}.
 """
 
-import json
 import os
 import signal
-import sqlite3
 import sys
 import time
-from pathlib import Path
 
 from jobvisor_worker import Job, run_job
 
@@ -60,16 +57,10 @@ def main(job: Job) -> object:
                 time.sleep(1)
         elif verb == "stop":
             os.kill(os.getpid(), signal.SIGSTOP)
-        elif verb == "complete_then_check":
-            value, db, out = args
-            job.complete(value)  # returns only after the ack
-            row = (
-                sqlite3.connect(db)
-                .execute("SELECT status, result IS NOT NULL FROM jobs WHERE id = ?", (job.id,))
-                .fetchone()
-            )
-            Path(out).write_text(json.dumps(row))
-            return value
+        elif verb == "complete_then_kill_supervisor":
+            job.complete(args[0])  # returns only after the ack
+            os.kill(os.getppid(), signal.SIGKILL)  # the supervisor spawned us
+            os._exit(0)
     return {"ok": True}
 
 
