@@ -86,3 +86,18 @@ def test_small_knobs_give_a_short_window():
         attempts += 1
     assert now == pytest.approx(0.5)
     assert attempts > 10  # fast retries the whole time: the window is shorter than 5 s
+
+
+def test_adopt_replaces_the_cap_and_the_give_up_window():
+    """A welcome's schedule changes the back-off cap and the deadline of the next outage."""
+    p = policy(cap=2.0, give_up_after=60.0, fast_window=0.0)
+    p.adopt(0.25, 3.0)
+    p.start(10.0)
+    assert p.deadline() == 13.0
+    delays = []
+    now = 10.0
+    while (delay := p.next_delay(now)) is not None:
+        delays.append(delay)
+        now += delay
+    assert max(delays) == 0.25
+    assert now == pytest.approx(13.0)

@@ -20,7 +20,10 @@ are not sent again, except the latest progress and the unacked outcome (SPEC §6
 
 Connection loss never stops the job: the session keeps queueing, the policy schedules
 attempts (every ~20 ms first, then backing off), and when the give-up window passes
-without a welcome the job is stopped with exit code 75 (``_terminate.py``).
+without a welcome the job is stopped with exit code 75 (``_terminate.py``). A connection
+that ends before its welcome (refused, no answer, a peer whose challenge proof is wrong)
+is one failed try. Each welcome brings the supervisor's reconnect schedule
+(``reconnect_interval``, ``give_up_after``), which replaces the options from then on.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ class Transport:
         self._handshake_deadline = 0.0
         self._next_attempt = 0.0
         self._told_backing_off = False
+        self._told_violation = False
         self._closing = False
         self.stopped = False  # the thread has ended (set under ``cond``)
         self._thread = threading.Thread(target=self._run, name="jobvisor-io", daemon=True)
@@ -156,10 +160,13 @@ class Transport:
             return 0.0
         if self._sock is None:
             deadline: float | None = self._next_attempt
-        elif not self._welcomed_here:
-            deadline = self._handshake_deadline
         elif self._outbuf:
             return None  # EVENT_WRITE wakes us
+        elif not self._welcomed_here:
+            with self._cond:
+                if self._session.wants_to_send:  # the auth answering a valid challenge
+                    return 0.0
+            deadline = self._handshake_deadline
         else:
             with self._cond:
                 if self._session.wants_to_send:
@@ -254,10 +261,13 @@ class Transport:
     def _handle(self, now: float, event: Event) -> None:
         if isinstance(event, Welcomed):
             self._welcomed_here = True
+            welcome = event.welcome
+            self._policy.adopt(welcome.reconnect_interval, welcome.give_up_after)
             if not event.first:
                 took = now - self._policy.outage_start
                 say(f"reconnected to the supervisor at {self._address} after {took:.3f} s")
             self._told_backing_off = False
+            self._told_violation = False
         elif isinstance(event, Refused):
             if event.fatal:
                 self._closing = True
@@ -268,6 +278,14 @@ class Transport:
                 return
             self._drop(now, f"the supervisor answered {event.code}: {event.message}")
         elif isinstance(event, ProtocolViolation):
+            if not self._welcomed_here and not self._told_violation:
+                # Once per outage: a peer that fails the handshake may be an impostor
+                # holding our port, and the job's log should say so.
+                self._told_violation = True
+                say(
+                    f"the peer at {self._address} broke the handshake ({event.reason}); "
+                    "it was sent nothing, and it counts as a failed try"
+                )
             self._drop(now, f"protocol violation: {event.reason}")
 
     def _drop(self, now: float, reason: object) -> None:
@@ -284,13 +302,13 @@ class Transport:
             self._session.connection_lost()
         if self._closing:
             return
-        if self._welcomed_here:
-            self._welcomed_here = False
-            say(f"connection to the supervisor lost ({reason}); reconnecting to {self._address}")
-            self._policy.start(now)
-            self._next_attempt = now  # first retry at once: most losses are brief
-        else:
+        if not self._welcomed_here:
             self._attempt_failed(now, reason)
+            return
+        self._welcomed_here = False
+        say(f"connection to the supervisor lost ({reason}); reconnecting to {self._address}")
+        self._policy.start(now)
+        self._next_attempt = now  # first retry at once: most losses are brief
 
     def _linger(self) -> None:
         """On close: hand what is queued to a welcomed connection, for a short while."""
