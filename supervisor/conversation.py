@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0  # from accept to welcome: hello, challenge and auth together
+# A worker log line keeps the worker's own ``ts`` when it is sane: no older than the
+# longest outage a worker survives (the give-up window) plus this slack, and no further
+# ahead than the slack (docs/protocol.md, section 4).
+LOG_TS_SLACK = 60.0
 
 
 class Conversation:
@@ -184,9 +188,8 @@ class Conversation:
         if kind is Log:
             assert isinstance(message, Log)
             path = joblogs.log_path(self.settings.log_dir, job.id)
-            joblogs.append(
-                path, self.sup.clock.wall(), message.level, message.message, message.data
-            )
+            wall = self._log_time(message.ts)
+            joblogs.append(path, wall, message.level, message.message, message.data)
             self.sup.emit(
                 "job.external.log",
                 job,
@@ -206,6 +209,21 @@ class Conversation:
                 ErrorCode.UNEXPECTED_MESSAGE,
                 f"{message.TYPE} is sent by the supervisor, not by workers",
             )
+
+    def _log_time(self, ts: float | None) -> float:
+        """The time a worker's log line is written with: the worker's ``ts`` when sane.
+
+        A worker stamps each log when it is made, so lines buffered through an outage
+        keep the time they happened instead of all showing the moment of the replay. A
+        ``ts`` outside [now - give-up window - slack, now + slack] (a broken clock, a
+        bogus value) gives way to our clock. Liveness and stored job times never use it.
+        """
+        now = self.sup.clock.wall()
+        if ts is None:
+            return now
+        worker = ts / 1000.0
+        oldest = now - self.settings.worker_give_up - LOG_TS_SLACK
+        return worker if oldest <= worker <= now + LOG_TS_SLACK else now
 
     def _on_outcome(self, attempt: Attempt, conn: WorkerConn, message: Message) -> None:
         job = attempt.job

@@ -521,3 +521,16 @@ def test_progress_accepts_any_real_number():
     (_started, progress) = ready(session)
     assert isinstance(progress, Progress)
     assert progress.percent == 0.5
+
+
+def test_a_log_queued_while_disconnected_keeps_the_time_it_was_made():
+    """ts is stamped when the log is made, not when it finally leaves after an outage."""
+    clock = [1000.0]
+    session = make(wall_clock=lambda: clock[0])
+    ready(session)
+    session.connection_lost()
+    session.log("info", "during the outage")
+    clock[0] = 1042.0  # the supervisor is back 42 s later
+    (_started, log) = ready(session, 42.0)
+    assert isinstance(log, Log)
+    assert log.ts == 1_000_000
