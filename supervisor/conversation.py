@@ -32,6 +32,7 @@ from supervisor import faults, joblogs
 from supervisor.attempts import Attempt
 from supervisor.endpoints import remove_socket_file
 from supervisor.handshake import Handshake
+from supervisor.logthrottle import LogThrottle
 from supervisor.states import JobStatus, ProcessState
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ class Conversation:
         self.table = runner.table
         self.settings = runner.settings
         self.handshake = Handshake(runner)
+        # "worker reconnected" job-log lines, per job: a worker welcomed and dropped over
+        # and over must not fill its job's log (events and counters still see each one).
+        self.reconnect_lines = LogThrottle(log, burst=5, interval=60.0)
 
     def on_worker_accepted(self, conn: WorkerConn) -> None:
         self.counters.worker_connections += 1
@@ -155,7 +159,12 @@ class Conversation:
         self.loop.cancel_timer(("orphan", job.id))
         if previous in (ProcessState.ORPHANED, ProcessState.RECONNECTING):
             self.counters.reconnected += 1
-            self.runner.log_line(job, f"worker reconnected (pid {pid})")
+            suppressed = self.reconnect_lines.allow(job.id, self.sup.clock.monotonic())
+            if suppressed is not None:
+                line = f"worker reconnected (pid {pid})"
+                if suppressed:
+                    line += f" ({suppressed} similar lines suppressed)"
+                self.runner.log_line(job, line)
             self.sup.emit("job.reconnected", job, pid=pid)
         attempt.last_seen = self.sup.clock.monotonic()
         if attempt.outcome is None and ("watch", job.id) not in self.loop.timers:

@@ -49,3 +49,22 @@ def test_a_log_keeps_the_workers_time_when_it_is_sane(start, worker, tmp_path: P
     for wild in ("epoch", "next year", "older than any outage", "no ts"):
         # the supervisor's own clock instead: not before the test began
         assert by_message[wild] >= stamp(now), (wild, by_message[wild])
+
+
+def test_a_worker_reconnecting_in_a_loop_does_not_flood_its_job_log(start, worker, tmp_path):
+    """Twelve reconnections in a row write at most five "worker reconnected" lines."""
+    hold_file = tmp_path / "held"
+    sv = start({"held": worker("hold.sh", env={"HOLD_FILE": str(hold_file)})})
+    job_id = sv.enqueue("held")
+    path, _, token = _held(hold_file)
+    for _ in range(13):  # the first is a connection; the other twelve are reconnections
+        wait_for(lambda: Path(path).exists())  # the listener is re-opened after each drop
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+            welcome, _decoder = raw_handshake(sock, job_id, token)
+            assert isinstance(welcome, protocol.Welcome)
+        wait_for(lambda: sv.job(job_id)["process_state"] == "reconnecting")
+    assert sv.event_names(job_id).count("job.reconnected") == 12  # events are not throttled
+    text = (sv.settings.log_dir / f"{job_id}.log").read_text()
+    assert 1 <= text.count("worker reconnected") <= 5

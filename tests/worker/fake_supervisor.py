@@ -96,6 +96,7 @@ class FakeSupervisor:
         self.reconnect_interval = reconnect_interval  # the schedule sent in welcome
         self.give_up_after = give_up_after
         self.proof_token = token  # the token our challenge proofs are made with
+        self.drop_after_welcome = False  # hang up right after each welcome (a flapping peer)
         self.auto_ack = auto_ack
         self.received: list[Received] = []
         self.connections: list[FakeConnection] = []
@@ -367,6 +368,8 @@ class FakeSupervisor:
                         give_up_after=self.give_up_after,
                     ),
                 )
+                if self.drop_after_welcome:
+                    self._close(conn)
         elif message.TYPE in ("completed", "failed") and self.auto_ack:
             self._send(conn, Ack(of=message.TYPE))
 

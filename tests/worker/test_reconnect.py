@@ -296,3 +296,23 @@ def test_an_impostor_after_a_restart_gets_nothing_and_the_real_supervisor_everyt
     assert worker.wait() == 0
     assert "challenge proof is wrong" in worker.log()
     assert [m.message for m in fake.messages_of(Log)] == ["done"]
+
+
+def test_connections_dropped_right_after_welcome_back_off_and_are_logged_once(fake, spawn):
+    """A supervisor that hangs up after every welcome gets ever slower tries and two lines."""
+    fake.drop_after_welcome = True
+    fake.reconnect_interval = 0.4  # the cap the back-off grows to (from the welcome)
+    fake.data = {"steps": [["wait_file", "/nonexistent/never", 60]]}
+    # No fast window at all: without the fix every welcome began a new outage that
+    # retried at once; with it the tries come 50, 100, 200, 400, 400 ms apart.
+    worker = spawn(fake, options={"fast_reconnect_window": 0})
+    fake.wait_message("hello", conn=6, timeout=20)
+    hellos = [r.at for r in fake.messages("hello")]
+    assert hellos[6] - hellos[5] >= 0.4
+    assert hellos[6] - hellos[0] >= 0.05 + 0.1 + 0.2 + 0.4 + 0.4
+    log = worker.log()
+    assert log.count("connection to the supervisor lost") == 1
+    assert log.count("keep dropping right after their welcome") == 1
+    assert "reconnected to the supervisor" in log  # the first one is told, not the rest
+    assert log.count("reconnected to the supervisor") == 1
+    assert worker.alive()

@@ -14,6 +14,13 @@ delay is clipped so that one final attempt happens right at the deadline.
 ``cap`` and ``give_up_after`` start as the library's options and are replaced by what the
 supervisor sends in each ``welcome`` (``adopt``): the supervisor decides how long it waits
 for a worker, so the worker must follow the same schedule (docs/protocol.md, section 6).
+
+A connection that is welcomed and then dropped at once (a supervisor that closes us on
+every replay, say) does not begin a new outage with a new fast window: ``resume`` only
+moves the give-up deadline (a supervisor that welcomed us knows we live) and keeps the
+fast window and the back-off where they were. Such a loop therefore slows down to one try
+per ``cap`` seconds once the first fast window is over, instead of fifty tries a second
+for as long as it lasts.
 """
 
 from __future__ import annotations
@@ -61,6 +68,14 @@ class RetryPolicy:
         self._outage_start = now
         self._fast_until = now + self.fast_window
         self._backoff_attempts = 0
+
+    def resume(self, now: float) -> None:
+        """A connection was welcomed, then dropped right away: the same outage goes on.
+
+        The give-up window starts again from ``now``; the fast window and the back-off
+        do not.
+        """
+        self._outage_start = now
 
     def adopt(self, cap: float, give_up_after: float) -> None:
         """Follow the schedule a supervisor sent in its welcome."""

@@ -24,6 +24,12 @@ without a welcome the job is stopped with exit code 75 (``_terminate.py``). A co
 that ends before its welcome (refused, no answer, a peer whose challenge proof is wrong)
 is one failed try. Each welcome brings the supervisor's reconnect schedule
 (``reconnect_interval``, ``give_up_after``), which replaces the options from then on.
+
+A welcomed connection that is lost within ``STABLE_CONNECTION`` seconds does not open a
+fresh outage with its own fast window: the outage goes on and backs off
+(``RetryPolicy.resume``), and only the first such loss of a run is written to stderr, so
+a supervisor that drops us on every replay cannot make us reconnect (and log) in a tight
+loop.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ from jobvisor_worker._terminate import EXIT_REFUSED, EXIT_UNREACHABLE, terminate
 CONNECT_TIMEOUT: Final = 1.0
 # A supervisor that accepts but never answers hello is as good as absent.
 HANDSHAKE_TIMEOUT: Final = 10.0
+# A welcomed connection lost sooner than this was "dropped right away" (see above).
+STABLE_CONNECTION: Final = 1.0
 # How long close() keeps trying to hand queued messages to a connected supervisor.
 CLOSE_LINGER: Final = 1.0
 RECV_SIZE: Final = 65536
@@ -88,6 +96,8 @@ class Transport:
         self._sock: socket.socket | None = None
         self._outbuf = bytearray()
         self._welcomed_here = False  # the current connection got a welcome
+        self._welcomed_at = 0.0
+        self._short_drops = 0  # welcomed connections lost at once, in a row
         self._handshake_deadline = 0.0
         self._next_attempt = 0.0
         self._told_backing_off = False
@@ -261,9 +271,10 @@ class Transport:
     def _handle(self, now: float, event: Event) -> None:
         if isinstance(event, Welcomed):
             self._welcomed_here = True
+            self._welcomed_at = now
             welcome = event.welcome
             self._policy.adopt(welcome.reconnect_interval, welcome.give_up_after)
-            if not event.first:
+            if not event.first and self._short_drops <= 1:
                 took = now - self._policy.outage_start
                 say(f"reconnected to the supervisor at {self._address} after {took:.3f} s")
             self._told_backing_off = False
@@ -306,9 +317,25 @@ class Transport:
             self._attempt_failed(now, reason)
             return
         self._welcomed_here = False
-        say(f"connection to the supervisor lost ({reason}); reconnecting to {self._address}")
-        self._policy.start(now)
-        self._next_attempt = now  # first retry at once: most losses are brief
+        if now - self._welcomed_at >= STABLE_CONNECTION:
+            self._short_drops = 0
+            self._policy.start(now)
+        else:
+            self._short_drops += 1
+            self._policy.resume(now)
+        if self._short_drops <= 1:
+            say(f"connection to the supervisor lost ({reason}); reconnecting to {self._address}")
+        elif self._short_drops == 2:
+            say(
+                "connections to the supervisor keep dropping right after their welcome "
+                f"({reason}); backing off up to {self._policy.cap:g} s between tries, and not "
+                f"logging them until one lasts {STABLE_CONNECTION:g} s"
+            )
+        if self._short_drops == 0:
+            self._next_attempt = now  # first retry at once: most losses are brief
+            return
+        delay = self._policy.next_delay(now)
+        self._next_attempt = now + (delay if delay is not None else 0.0)
 
     def _linger(self) -> None:
         """On close: hand what is queued to a welcomed connection, for a short while."""
