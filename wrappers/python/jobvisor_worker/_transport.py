@@ -16,7 +16,8 @@ Each pass of the loop has three phases, in this order:
 
 Reading before the next write means a connection the supervisor closed is noticed before
 more queued messages are handed to it. Messages handed to a connection that then breaks
-are not sent again, except the latest progress and the unacked outcome (SPEC §6).
+are not sent again, except the latest progress and the unacked outcome (docs/protocol.md,
+"Reconnect").
 
 Connection loss never stops the job: the session keeps queueing, the policy schedules
 attempts (every ~20 ms first, then backing off), and when the give-up window passes
