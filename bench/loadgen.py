@@ -1,9 +1,9 @@
 """The load generator: one process speaking the real protocol for thousands of jobs.
 
 Theory of operation. Each job is a ``Link``: one ``jobvisor_worker.Session`` (the worker
-library's sans-IO protocol object: hello, welcome, started, heartbeats, replay) plus at
-most one non-blocking Unix socket. One selectors loop drives them all, in three phases
-per pass, like the library's own I/O thread:
+library's sans-IO protocol object: hello, challenge, auth, welcome, started, heartbeats,
+replay) plus at most one non-blocking Unix socket. One selectors loop drives them all, in
+three phases per pass, like the library's own I/O thread:
 
 1. connect every link whose retry time has come (a lost welcomed connection retries at
    once, then every ~20 ms +-50% jitter, as the library does during its fast window);
@@ -314,6 +314,8 @@ class LoadGen:
                 return
             elif isinstance(event, CancelRequested):
                 self.counts["cancels"] += 1
+        if not link.welcomed_here and link.session.wants_to_send:
+            self._send_session(link, now)  # the auth answering a valid challenge
 
     # --- the loop -------------------------------------------------------------------------
 

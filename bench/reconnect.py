@@ -8,7 +8,7 @@ the worker has the new supervisor's ``welcome`` in hand.
 * N <= 100: real worker processes using the Python library (``workers/hold.py``). The
   library writes "reconnected to the supervisor" on stderr, stamped with the wall time at
   which the welcome arrived, into the job's log file; that stamp is the measurement. The
-  supervisor's own "worker reconnected" line (the moment it accepted the hello, i.e.
+  supervisor's own "worker reconnected" line (the moment it accepted the auth, i.e.
   before the commit that precedes the welcome) is reported beside it.
 * N > 100: one load generator process holding N connections, one
   ``jobvisor_worker.Session`` each (``loadgen.py``); its jobs are seeded into the store

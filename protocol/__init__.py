@@ -6,6 +6,7 @@ specification for people writing a worker in a new language; ``vectors.json`` be
 file holds the golden frames that every implementation is tested against.
 """
 
+from protocol import handshake
 from protocol.codec import Decoder, decode_body, encode, encode_body, pack, unpack
 from protocol.errors import (
     DecodeError,
@@ -24,7 +25,9 @@ from protocol.messages import (
     SUPERVISOR_MESSAGES,
     WORKER_MESSAGES,
     Ack,
+    Auth,
     Cancel,
+    Challenge,
     Completed,
     Error,
     Failed,
@@ -47,7 +50,9 @@ __all__ = [
     "SUPERVISOR_MESSAGES",
     "WORKER_MESSAGES",
     "Ack",
+    "Auth",
     "Cancel",
+    "Challenge",
     "Completed",
     "DecodeError",
     "Decoder",
@@ -72,6 +77,7 @@ __all__ = [
     "encode_body",
     "encode_frame",
     "from_wire",
+    "handshake",
     "pack",
     "unpack",
 ]

@@ -20,7 +20,7 @@ from protocol.errors import DecoderFailed, FrameTooLarge
 
 HEADER: Final = struct.Struct(">I")
 HEADER_SIZE: Final = HEADER.size
-DEFAULT_MAX_FRAME: Final = 1 << 20  # 1 MiB, SPEC §3
+DEFAULT_MAX_FRAME: Final = 1 << 20  # 1 MiB: docs/protocol.md, section 2
 MAX_FRAME_LIMIT: Final = (1 << 32) - 1  # what four header bytes can announce
 
 _unpack_header = HEADER.unpack_from

@@ -19,8 +19,9 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Final, TypeAlias
 
 from protocol.errors import InvalidMessage, UnknownMessageType
+from protocol.handshake import NONCE_SIZE, PROOF_SIZE
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 LOG_LEVELS: Final = frozenset({"debug", "info", "warn", "error"})
 OUTCOMES: Final = frozenset({"completed", "failed"})
 
@@ -88,6 +89,15 @@ def _percent(tag: str, name: str, value: Any) -> float | int:
     return value  # type: ignore[no-any-return]
 
 
+def _bin_of_size(size: int) -> Checker:
+    def check(tag: str, name: str, value: Any) -> bytes:
+        if type(value) is not bytes or len(value) != size:
+            raise _bad(tag, name, f"bin of exactly {size} bytes", value)
+        return value
+
+    return check
+
+
 def _one_of(allowed: frozenset[str]) -> Checker:
     expected = "one of " + ", ".join(sorted(allowed))
 
@@ -104,12 +114,15 @@ def _one_of(allowed: frozenset[str]) -> Checker:
 _CHECKS: Final[Mapping[str, Checker]] = {
     "v": _int_at_least(0),
     "job_id": _nonempty_str,
-    "token": _str,
     "pid": _int_at_least(1),
+    "nonce": _bin_of_size(NONCE_SIZE),
+    "proof": _bin_of_size(PROOF_SIZE),
     "name": _str,
     "data": _any,
     "attempt": _int_at_least(1),
     "heartbeat_interval": _positive_number,
+    "reconnect_interval": _positive_number,
+    "give_up_after": _positive_number,
     "code": _str,
     "message": _str,
     "percent": _percent,
@@ -160,18 +173,22 @@ Parser: TypeAlias = Callable[[dict[str, Any], str], Message]
 _PARSERS: dict[str, Parser] = {}
 
 
+_POSITIVE: Final = "(type(v) is int or (type(v) is float and isfinite(v))) and v > 0"
 # Field name -> a Python expression in ``v`` that is true exactly when ``_CHECKS[name]``
 # accepts ``v`` (``None``: anything goes). The generated parsers test this inline and
 # call the checker only to raise its error; tests/protocol check that the two agree.
 _FAST: Final[Mapping[str, str | None]] = {
     "v": "type(v) is int and v >= 0",
     "job_id": "type(v) is str and v != ''",
-    "token": "type(v) is str",
     "pid": "type(v) is int and v >= 1",
+    "nonce": f"type(v) is bytes and len(v) == {NONCE_SIZE}",
+    "proof": f"type(v) is bytes and len(v) == {PROOF_SIZE}",
     "name": "type(v) is str",
     "data": None,
     "attempt": "type(v) is int and v >= 1",
-    "heartbeat_interval": "(type(v) is int or (type(v) is float and isfinite(v))) and v > 0",
+    "heartbeat_interval": _POSITIVE,
+    "reconnect_interval": _POSITIVE,
+    "give_up_after": _POSITIVE,
     "code": "type(v) is str",
     "message": "type(v) is str",
     "percent": "(type(v) is int or type(v) is float) and 0 <= v <= 100",
@@ -259,13 +276,28 @@ def from_wire(obj: Any) -> Message:
 @_register
 @dataclass(frozen=True, slots=True)
 class Hello(Message):
-    """First frame of every connection (and of every reconnection)."""
+    """First frame of every connection (and of every reconnection); opens the handshake.
+
+    ``nonce`` is required by version 2 but optional on the wire, so that a hello of
+    another version (version 1 sent the token instead) still decodes and can be answered
+    with ``unsupported_version`` rather than a bare ``invalid_message``.
+    """
 
     TYPE: ClassVar[str] = "hello"
     v: int
     job_id: str
-    token: str
     pid: int
+    nonce: bytes | None = None
+    ts: float | None = None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Auth(Message):
+    """The worker's proof that it knows the token (sent only after a valid challenge)."""
+
+    TYPE: ClassVar[str] = "auth"
+    proof: bytes
     ts: float | None = None
 
 
@@ -340,6 +372,19 @@ class Welcome(Message):
     data: Any  # the job's payload; may be nil, but the key is always sent
     attempt: int
     heartbeat_interval: float
+    reconnect_interval: float  # the longest pause between the worker's reconnection tries
+    give_up_after: float  # seconds without a supervisor after which the worker stops
+    ts: float | None = None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Challenge(Message):
+    """Answers a hello: the supervisor's nonce and its proof that it knows the token."""
+
+    TYPE: ClassVar[str] = "challenge"
+    nonce: bytes
+    proof: bytes
     ts: float | None = None
 
 
@@ -377,6 +422,6 @@ class Cancel(Message):
 HEARTBEAT: Final = Heartbeat()
 
 WORKER_MESSAGES: Final = frozenset(
-    {"hello", "started", "progress", "heartbeat", "log", "completed", "failed"}
+    {"hello", "auth", "started", "progress", "heartbeat", "log", "completed", "failed"}
 )
-SUPERVISOR_MESSAGES: Final = frozenset({"welcome", "error", "ack", "cancel"})
+SUPERVISOR_MESSAGES: Final = frozenset({"challenge", "welcome", "error", "ack", "cancel"})

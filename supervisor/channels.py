@@ -21,6 +21,7 @@ from supervisor.loop import Outgoing
 
 if TYPE_CHECKING:
     from supervisor.attempts import Attempt
+    from supervisor.handshake import PendingAuth
     from supervisor.loop import Loop
     from supervisor.metrics import Counters
 
@@ -50,6 +51,7 @@ class WorkerConn(Outgoing):
         "attempt",
         "closed",
         "decoder",
+        "handshake",
         "id",
         "listener",
         "loop",
@@ -66,7 +68,8 @@ class WorkerConn(Outgoing):
         self.listener = listener
         self.owner = owner
         self.decoder = Decoder(max_frame)
-        self.attempt: Attempt | None = None  # set when a hello is accepted
+        self.attempt: Attempt | None = None  # set when the handshake is complete
+        self.handshake: PendingAuth | None = None  # set while a challenge awaits its auth
         self.closed = False
         super().__init__()
         loop.add_reader(sock, self._on_io, bulk=True)

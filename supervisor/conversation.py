@@ -1,7 +1,7 @@
 """The conversation with workers: what they say on their sockets, and what we answer.
 
-``Conversation`` is the owner the socket layer (``channels``) reports to. It checks
-each hello (version, job, constant-time token check against the attempt's hash), welcomes
+``Conversation`` is the owner the socket layer (``channels``) reports to. It runs
+the handshake (``supervisor/handshake.py``: hello -> challenge, auth -> welcome), welcomes
 the worker, and turns its messages into changes of the job, all on the loop thread. The
 hot path is ``on_worker_messages``: under load nearly every message is a heartbeat (only
 liveness, recorded once per batch) or progress (only the latest of a batch matters).
@@ -10,13 +10,12 @@ What happens to processes (spawning, watching, stopping) is the ``Runner``'s bus
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import TYPE_CHECKING
 
 from protocol import (
-    PROTOCOL_VERSION,
     Ack,
+    Auth,
     Cancel,
     Completed,
     ErrorCode,
@@ -30,8 +29,10 @@ from protocol import (
     Welcome,
 )
 from supervisor import faults, joblogs
-from supervisor.attempts import Attempt, hash_token
+from supervisor.attempts import Attempt
 from supervisor.endpoints import remove_socket_file
+from supervisor.handshake import Handshake
+from supervisor.logthrottle import LogThrottle
 from supervisor.states import JobStatus, ProcessState
 
 if TYPE_CHECKING:
@@ -40,7 +41,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HANDSHAKE_TIMEOUT = 10.0
+HANDSHAKE_TIMEOUT = 10.0  # from accept to welcome: hello, challenge and auth together
+# A worker log line keeps the worker's own ``ts`` when it is sane: no older than the
+# longest outage a worker survives (the give-up window) plus this slack, and no further
+# ahead than the slack (docs/protocol.md, section 4).
+LOG_TS_SLACK = 60.0
 
 
 class Conversation:
@@ -51,6 +56,10 @@ class Conversation:
         self.loop = runner.loop
         self.table = runner.table
         self.settings = runner.settings
+        self.handshake = Handshake(runner)
+        # "worker reconnected" job-log lines, per job: a worker welcomed and dropped over
+        # and over must not fill its job's log (events and counters still see each one).
+        self.reconnect_lines = LogThrottle(log, burst=5, interval=60.0)
 
     def on_worker_accepted(self, conn: WorkerConn) -> None:
         self.counters.worker_connections += 1
@@ -58,7 +67,8 @@ class Conversation:
             ("hello", conn.id),
             HANDSHAKE_TIMEOUT,
             lambda: conn.reject(
-                ErrorCode.HANDSHAKE_REQUIRED, f"no hello within {HANDSHAKE_TIMEOUT:g} s"
+                ErrorCode.HANDSHAKE_REQUIRED,
+                f"no completed handshake within {HANDSHAKE_TIMEOUT:g} s",
             ),
         )
 
@@ -75,15 +85,8 @@ class Conversation:
         for message in messages:
             kind = type(message)
             if attempt is None:
-                if kind is not Hello:
-                    conn.reject(
-                        ErrorCode.HANDSHAKE_REQUIRED,
-                        f"the first message must be hello, got {message.TYPE}",
-                    )
-                    return
-                assert isinstance(message, Hello)
-                attempt = self._on_hello(conn, message)
-                if attempt is None:
+                attempt = self._on_handshake(conn, message)
+                if conn.closed:
                     return
                 continue
             if kind is Heartbeat:
@@ -115,31 +118,32 @@ class Conversation:
             job.progress_data = message.data
             self.sup.progress_changed(job)
 
-    def _on_hello(self, conn: WorkerConn, hello: Hello) -> Attempt | None:
-        if hello.v != PROTOCOL_VERSION:
+    def _on_handshake(self, conn: WorkerConn, message: Message) -> Attempt | None:
+        """A message before the welcome: hello, then auth; anything else is refused."""
+        if conn.handshake is None:
+            if type(message) is not Hello:
+                conn.reject(
+                    ErrorCode.HANDSHAKE_REQUIRED,
+                    f"the first message must be hello, got {message.TYPE}",
+                )
+                return None
+            assert isinstance(message, Hello)
+            self.handshake.challenge(conn, message)
+            return None
+        if type(message) is not Auth:
             conn.reject(
-                ErrorCode.UNSUPPORTED_VERSION,
-                f"protocol version {hello.v} is not supported "
-                f"(this supervisor speaks {PROTOCOL_VERSION})",
+                ErrorCode.HANDSHAKE_REQUIRED,
+                f"the answer to challenge must be auth, got {message.TYPE}",
             )
             return None
-        if hello.job_id != conn.job_id:
-            conn.reject(
-                ErrorCode.WRONG_JOB,
-                f"this socket belongs to job {conn.job_id}, not to job {hello.job_id}",
-            )
+        assert isinstance(message, Auth)
+        return self._on_auth(conn, message)
+
+    def _on_auth(self, conn: WorkerConn, auth: Auth) -> Attempt | None:
+        accepted = self.handshake.verify(conn, auth)
+        if accepted is None:
             return None
-        attempt = self.runner.attempts.get(conn.job_id)
-        if attempt is None:
-            conn.reject(ErrorCode.JOB_NOT_RUNNING, f"job {conn.job_id} has no running attempt")
-            return None
-        if not hmac.compare_digest(hash_token(hello.token), attempt.token_hash):
-            conn.reject(
-                ErrorCode.BAD_TOKEN,
-                f"invalid token for job {conn.job_id} (wrong token, or an attempt that was "
-                "superseded)",
-            )
-            return None
+        attempt, pid = accepted.attempt, accepted.pid
         self.loop.cancel_timer(("hello", conn.id))
         job = attempt.job
         old = attempt.conn
@@ -155,8 +159,13 @@ class Conversation:
         self.loop.cancel_timer(("orphan", job.id))
         if previous in (ProcessState.ORPHANED, ProcessState.RECONNECTING):
             self.counters.reconnected += 1
-            self.runner.log_line(job, f"worker reconnected (pid {hello.pid})")
-            self.sup.emit("job.reconnected", job, pid=hello.pid)
+            suppressed = self.reconnect_lines.allow(job.id, self.sup.clock.monotonic())
+            if suppressed is not None:
+                line = f"worker reconnected (pid {pid})"
+                if suppressed:
+                    line += f" ({suppressed} similar lines suppressed)"
+                self.runner.log_line(job, line)
+            self.sup.emit("job.reconnected", job, pid=pid)
         attempt.last_seen = self.sup.clock.monotonic()
         if attempt.outcome is None and ("watch", job.id) not in self.loop.timers:
             self.runner.arm_watchdog(attempt)
@@ -167,6 +176,8 @@ class Conversation:
                 data=job.data,
                 attempt=attempt.number,
                 heartbeat_interval=attempt.kind.heartbeat_interval,
+                reconnect_interval=self.settings.worker_reconnect_interval,
+                give_up_after=self.settings.worker_give_up,
             )
         )
         if attempt.outcome == "cancelled":
@@ -186,9 +197,8 @@ class Conversation:
         if kind is Log:
             assert isinstance(message, Log)
             path = joblogs.log_path(self.settings.log_dir, job.id)
-            joblogs.append(
-                path, self.sup.clock.wall(), message.level, message.message, message.data
-            )
+            wall = self._log_time(message.ts)
+            joblogs.append(path, wall, message.level, message.message, message.data)
             self.sup.emit(
                 "job.external.log",
                 job,
@@ -198,13 +208,31 @@ class Conversation:
             )
         elif kind is Completed or kind is Failed:
             self._on_outcome(attempt, conn, message)
-        elif kind is Hello:
-            conn.reject(ErrorCode.UNEXPECTED_MESSAGE, "hello on a connection that already said it")
+        elif kind is Hello or kind is Auth:
+            conn.reject(
+                ErrorCode.UNEXPECTED_MESSAGE,
+                f"{message.TYPE} on a connection that already completed its handshake",
+            )
         else:
             conn.reject(
                 ErrorCode.UNEXPECTED_MESSAGE,
                 f"{message.TYPE} is sent by the supervisor, not by workers",
             )
+
+    def _log_time(self, ts: float | None) -> float:
+        """The time a worker's log line is written with: the worker's ``ts`` when sane.
+
+        A worker stamps each log when it is made, so lines buffered through an outage
+        keep the time they happened instead of all showing the moment of the replay. A
+        ``ts`` outside [now - give-up window - slack, now + slack] (a broken clock, a
+        bogus value) gives way to our clock. Liveness and stored job times never use it.
+        """
+        now = self.sup.clock.wall()
+        if ts is None:
+            return now
+        worker = ts / 1000.0
+        oldest = now - self.settings.worker_give_up - LOG_TS_SLACK
+        return worker if oldest <= worker <= now + LOG_TS_SLACK else now
 
     def _on_outcome(self, attempt: Attempt, conn: WorkerConn, message: Message) -> None:
         job = attempt.job

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,8 @@ from typing import Any
 
 import psutil
 
+import protocol
+from protocol import handshake
 from supervisor.client import Client
 from supervisor.config import Settings, settings_from_mapping
 from supervisor.embedded import SupervisorThread, wait_for
@@ -34,6 +37,7 @@ __all__ = [
     "live_workers",
     "make_settings",
     "process_gone",
+    "raw_handshake",
     "short_socket_dir",
     "wait_for",
 ]
@@ -155,3 +159,50 @@ def live_workers(marker: str) -> Iterable[psutil.Process]:
         with contextlib.suppress(psutil.Error):
             if process.environ().get(TEST_RUN_VAR) == marker and process.status() != "zombie":
                 yield process
+
+
+def raw_handshake(
+    sock: socket.socket,
+    job_id: str,
+    token: str,
+    *,
+    pid: int | None = None,
+    check_proof: bool = True,
+) -> tuple[protocol.Message, protocol.Decoder]:
+    """The worker's side of the handshake by hand, on a connected blocking socket.
+
+    For tests and raw-protocol workers that speak the protocol without the library:
+    hello (with a fresh nonce), then auth answering the supervisor's challenge. Returns
+    the supervisor's last answer (a ``Welcome``, or the ``Error`` refusing us) and the
+    decoder, which keeps whatever arrived after it. Raises ``AssertionError`` when the
+    challenge's proof is wrong, unless ``check_proof`` is False (then the auth is sent
+    anyway, to test the supervisor's own check).
+    """
+    decoder = protocol.Decoder()
+    nonce = os.urandom(handshake.NONCE_SIZE)
+    hello = protocol.Hello(
+        v=protocol.PROTOCOL_VERSION,
+        job_id=job_id,
+        pid=os.getpid() if pid is None else pid,
+        nonce=nonce,
+    )
+    sock.sendall(protocol.encode(hello))
+    answer = _next_message(sock, decoder)
+    if not isinstance(answer, protocol.Challenge):
+        return answer, decoder
+    key = handshake.token_key(token)
+    expected = handshake.supervisor_proof(key, job_id, nonce, answer.nonce)
+    if check_proof and not handshake.proofs_match(expected, answer.proof):
+        raise AssertionError(f"the challenge for job {job_id} does not prove the token")
+    proof = handshake.worker_proof(key, job_id, answer.nonce, nonce)
+    sock.sendall(protocol.encode(protocol.Auth(proof=proof)))
+    return _next_message(sock, decoder), decoder
+
+
+def _next_message(sock: socket.socket, decoder: protocol.Decoder) -> protocol.Message:
+    while (message := decoder.next_message()) is None:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("the supervisor closed the connection during the handshake")
+        decoder.receive_data(data)
+    return message

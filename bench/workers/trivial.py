@@ -1,4 +1,4 @@
-"""Fallback trivial worker (used only when gcc is missing): hello, started, completed, exit.
+"""Fallback trivial worker (used only when gcc is missing): handshake, started, completed, exit.
 
 Same conversation as trivial_worker.c, in Python with the protocol package; ``--bare``
 exits at once (the baseline: same program, same spawn path). Python's start-up time makes
@@ -10,6 +10,7 @@ import socket
 import sys
 
 import protocol
+from supervisor.testing import raw_handshake
 
 
 def main() -> int:
@@ -22,29 +23,22 @@ def main() -> int:
     else:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(address)
-    hello = protocol.Hello(
-        v=1,
-        job_id=os.environ["JOBVISOR_JOB_ID"],
-        token=os.environ["JOBVISOR_TOKEN"],
-        pid=os.getpid(),
+    welcome, decoder = raw_handshake(
+        sock, os.environ["JOBVISOR_JOB_ID"], os.environ["JOBVISOR_TOKEN"]
     )
-    sock.sendall(protocol.encode(hello))
-    decoder = protocol.Decoder()
-    sent = False
+    if not isinstance(welcome, protocol.Welcome):
+        return 1
+    sock.sendall(protocol.encode(protocol.Started()) + protocol.encode(protocol.Completed()))
+    data = b""  # what arrived after the welcome is already in the decoder
     while True:
+        for message in decoder.feed(data):
+            if isinstance(message, protocol.Ack):
+                return 0
+            if isinstance(message, protocol.Error):
+                return 1
         data = sock.recv(65536)
         if not data:
             return 1
-        for message in decoder.feed(data):
-            if isinstance(message, protocol.Welcome) and not sent:
-                sock.sendall(
-                    protocol.encode(protocol.Started()) + protocol.encode(protocol.Completed())
-                )
-                sent = True
-            elif isinstance(message, protocol.Ack):
-                return 0
-            elif isinstance(message, protocol.Error):
-                return 1
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ from typing import Any
 import protocol
 from protocol import (
     Ack,
+    Auth,
     Cancel,
+    Challenge,
     Completed,
     Decoder,
     Error,
@@ -40,6 +42,14 @@ from protocol import (
     encode,
     encode_frame,
     pack,
+)
+from protocol.handshake import (
+    SUPERVISOR_LABEL,
+    WORKER_LABEL,
+    proof_input,
+    supervisor_proof,
+    token_key,
+    worker_proof,
 )
 from tests.protocol.wirejson import dumps, to_json
 
@@ -80,6 +90,13 @@ FORMAT = {
         "2**53 - 1, {'$bin': '00ff'} a bin (lowercase hex), {'$repeat': ['x', N]} a str "
         "made of the text repeated N times."
     ),
+    "handshake": (
+        "Proofs of the handshake (docs/protocol.md, section 5). For each case: "
+        "key_hex = SHA-256(UTF-8 of token); supervisor_input_hex and worker_input_hex are "
+        "the exact bytes each HMAC-SHA256 is computed over; supervisor_proof_hex (sent in "
+        "challenge.proof) and worker_proof_hex (sent in auth.proof) are the results. The "
+        "valid cases 'hello', 'challenge' and 'auth' are the frames of the first case."
+    ),
     "integers": (
         "Canonical integers use the smallest form: non-negative as positive fixint, "
         "uint8, uint16, uint32, uint64; negative as negative fixint, int8, int16, int32, "
@@ -94,6 +111,10 @@ I64_MIN = -(2**63)
 JOB = "01HZX3J5Q8K2V7N4M6P9R0T1WA"
 TOKEN = "k3Yw9_rT2fQ8xLm0pZs4vB7nC1dE6hJa"
 TS = 1_717_171_717_171
+# Fixed nonces, easy to recognise in a hex dump: 00 01 .. 1f and 20 21 .. 3f.
+WORKER_NONCE = bytes(range(32))
+SUPERVISOR_NONCE = bytes(range(32, 64))
+KEY = token_key(TOKEN)
 
 INTS = {
     "fixint_max": 127,
@@ -132,10 +153,25 @@ def _sorted_maps(value: Any) -> Any:
 
 VALID: list[tuple[str, Message]] = [
     # handshake
-    ("hello", Hello(v=1, job_id=JOB, token=TOKEN, pid=4242)),
-    ("hello_with_ts", Hello(v=1, job_id="job-1", token="t", pid=1, ts=TS)),
-    ("hello_ts_float", Hello(v=1, job_id="job-1", token="t", pid=2**31 - 1, ts=1717171717171.5)),
-    ("hello_empty_token", Hello(v=1, job_id="j", token="", pid=1)),
+    ("hello", Hello(v=2, job_id=JOB, pid=4242, nonce=WORKER_NONCE)),
+    ("hello_with_ts", Hello(v=2, job_id="job-1", pid=1, nonce=WORKER_NONCE, ts=TS)),
+    (
+        "hello_ts_float",
+        Hello(v=2, job_id="job-1", pid=2**31 - 1, nonce=SUPERVISOR_NONCE, ts=1717171717171.5),
+    ),
+    # A hello of another version decodes (without a nonce) so that it can be answered
+    # with unsupported_version.
+    ("hello_without_nonce", Hello(v=1, job_id="j", pid=1)),
+    (
+        "challenge",
+        Challenge(
+            nonce=SUPERVISOR_NONCE,
+            proof=supervisor_proof(KEY, JOB, WORKER_NONCE, SUPERVISOR_NONCE),
+        ),
+    ),
+    ("challenge_with_ts", Challenge(nonce=bytes(32), proof=bytes(range(255, 223, -1)), ts=TS)),
+    ("auth", Auth(proof=worker_proof(KEY, JOB, SUPERVISOR_NONCE, WORKER_NONCE))),
+    ("auth_with_ts", Auth(proof=bytes(32), ts=TS)),
     (
         "welcome",
         Welcome(
@@ -144,12 +180,33 @@ VALID: list[tuple[str, Message]] = [
             data={"url": "https://example.com/v.mp4"},
             attempt=1,
             heartbeat_interval=5.0,
+            reconnect_interval=2.0,
+            give_up_after=60.0,
         ),
     ),
-    ("welcome_nil_data", Welcome(job_id="j", name="n", data=None, attempt=1, heartbeat_interval=5)),
+    (
+        "welcome_nil_data",
+        Welcome(
+            job_id="j",
+            name="n",
+            data=None,
+            attempt=1,
+            heartbeat_interval=5,
+            reconnect_interval=1,
+            give_up_after=30,
+        ),
+    ),
     (
         "welcome_empty_data",
-        Welcome(job_id="j", name="n", data={}, attempt=3, heartbeat_interval=0.5),
+        Welcome(
+            job_id="j",
+            name="n",
+            data={},
+            attempt=3,
+            heartbeat_interval=0.5,
+            reconnect_interval=0.25,
+            give_up_after=7.5,
+        ),
     ),
     (
         "welcome_nested_data",
@@ -166,12 +223,22 @@ VALID: list[tuple[str, Message]] = [
             ),
             attempt=2,
             heartbeat_interval=2.5,
+            reconnect_interval=2.0,
+            give_up_after=120.0,
             ts=TS,
         ),
     ),
     (
         "welcome_scalar_data",
-        Welcome(job_id="j", name="n", data="just a string", attempt=1, heartbeat_interval=30),
+        Welcome(
+            job_id="j",
+            name="n",
+            data="just a string",
+            attempt=1,
+            heartbeat_interval=30,
+            reconnect_interval=2,
+            give_up_after=60,
+        ),
     ),
     ("error", Error(code="bad_token", message="token does not match job 'job-1'")),
     ("error_empty_message", Error(code="unknown_job", message="")),
@@ -313,16 +380,32 @@ NONCANONICAL: list[tuple[str, bytes, Message]] = [
         fmap(
             s("pid"),
             pack(7),
-            s("token"),
-            s("t"),
+            s("nonce"),
+            pack(WORKER_NONCE),
             s("job_id"),
             s("j"),
             s("v"),
-            pack(1),
+            pack(2),
             s("type"),
             s("hello"),
         ),
-        Hello(v=1, job_id="j", token="t", pid=7),
+        Hello(v=2, job_id="j", pid=7, nonce=WORKER_NONCE),
+    ),
+    (
+        "hello_version_1_token_ignored",
+        fmap(
+            s("type"),
+            s("hello"),
+            s("v"),
+            pack(1),
+            s("job_id"),
+            s("j"),
+            s("token"),
+            s("t"),
+            s("pid"),
+            pack(7),
+        ),
+        Hello(v=1, job_id="j", pid=7),
     ),
     (
         "nil_optional_field_is_absent",
@@ -365,7 +448,7 @@ def frame(body: bytes) -> bytes:
     return encode_frame(body)
 
 
-HELLO_BODY = pack({"type": "hello", "v": 1, "job_id": "j", "token": "t", "pid": 4242})
+HELLO_BODY = pack({"type": "hello", "v": 1, "job_id": "j", "pid": 4242})
 
 INVALID: list[tuple[str, bytes, str, str]] = [
     # framing
@@ -492,33 +575,74 @@ INVALID: list[tuple[str, bytes, str, str]] = [
     ),
     (
         "pid_as_string",
-        frame(pack({"type": "hello", "v": 1, "job_id": "j", "token": "t", "pid": "4242"})),
+        frame(pack({"type": "hello", "v": 1, "job_id": "j", "pid": "4242"})),
         "invalid_message",
         "hello.pid must be an integer >= 1, got str '4242'",
     ),
     (
         "pid_as_bool",
-        frame(pack({"type": "hello", "v": 1, "job_id": "j", "token": "t", "pid": True})),
+        frame(pack({"type": "hello", "v": 1, "job_id": "j", "pid": True})),
         "invalid_message",
         "hello.pid must be an integer >= 1, got bool True",
     ),
     (
         "pid_zero",
-        frame(pack({"type": "hello", "v": 1, "job_id": "j", "token": "t", "pid": 0})),
+        frame(pack({"type": "hello", "v": 1, "job_id": "j", "pid": 0})),
         "invalid_message",
         "hello.pid must be an integer >= 1, got int 0",
     ),
     (
         "version_as_float",
-        frame(pack({"type": "hello", "v": 1.0, "job_id": "j", "token": "t", "pid": 1})),
+        frame(pack({"type": "hello", "v": 1.0, "job_id": "j", "pid": 1})),
         "invalid_message",
         "hello.v must be an integer",
     ),
     (
         "job_id_empty",
-        frame(pack({"type": "hello", "v": 1, "job_id": "", "token": "t", "pid": 1})),
+        frame(pack({"type": "hello", "v": 1, "job_id": "", "pid": 1})),
         "invalid_message",
         "hello.job_id must be a non-empty string",
+    ),
+    (
+        "nonce_too_short",
+        frame(pack({"type": "hello", "v": 2, "job_id": "j", "pid": 1, "nonce": bytes(16)})),
+        "invalid_message",
+        "hello.nonce must be bin of exactly 32 bytes, got bytes",
+    ),
+    (
+        "nonce_as_string",
+        frame(pack({"type": "hello", "v": 2, "job_id": "j", "pid": 1, "nonce": "0" * 32})),
+        "invalid_message",
+        "hello.nonce must be bin of exactly 32 bytes, got str",
+    ),
+    (
+        "challenge_without_proof",
+        frame(pack({"type": "challenge", "nonce": SUPERVISOR_NONCE})),
+        "invalid_message",
+        "challenge is missing required field 'proof'",
+    ),
+    (
+        "auth_proof_too_long",
+        frame(pack({"type": "auth", "proof": bytes(33)})),
+        "invalid_message",
+        "auth.proof must be bin of exactly 32 bytes, got bytes",
+    ),
+    (
+        "welcome_without_schedule",
+        frame(
+            pack(
+                {
+                    "type": "welcome",
+                    "job_id": "j",
+                    "name": "n",
+                    "data": None,
+                    "attempt": 1,
+                    "heartbeat_interval": 1,
+                }
+            )
+        ),
+        "invalid_message",
+        "welcome is missing required field 'reconnect_interval'",
     ),
     (
         "percent_150",
@@ -707,6 +831,36 @@ def invalid_case(name: str, data: bytes, code: str, match: str) -> dict[str, Any
     return case | {"messages_before": before}
 
 
+HANDSHAKES: list[tuple[str, str, str, bytes, bytes]] = [
+    ("example", TOKEN, JOB, WORKER_NONCE, SUPERVISOR_NONCE),
+    ("empty_token_zero_nonces", "", "j", bytes(32), bytes(32)),
+    ("utf8_job_id_swapped_nonces", "t\u00f8ken", "job-\u00fc", SUPERVISOR_NONCE, WORKER_NONCE),
+]
+
+
+def handshake_case(
+    name: str, token: str, job_id: str, worker_nonce: bytes, supervisor_nonce: bytes
+) -> dict[str, Any]:
+    key = token_key(token)
+    sup = supervisor_proof(key, job_id, worker_nonce, supervisor_nonce)
+    wrk = worker_proof(key, job_id, supervisor_nonce, worker_nonce)
+    assert sup != wrk, name
+    return {
+        "name": name,
+        "token": token,
+        "job_id": job_id,
+        "worker_nonce_hex": worker_nonce.hex(),
+        "supervisor_nonce_hex": supervisor_nonce.hex(),
+        "key_hex": key.hex(),
+        "supervisor_input_hex": proof_input(
+            SUPERVISOR_LABEL, job_id, worker_nonce, supervisor_nonce
+        ).hex(),
+        "supervisor_proof_hex": sup.hex(),
+        "worker_input_hex": proof_input(WORKER_LABEL, job_id, supervisor_nonce, worker_nonce).hex(),
+        "worker_proof_hex": wrk.hex(),
+    }
+
+
 def build() -> dict[str, Any]:
     valid = [valid_case(name, message) for name, message in VALID]
     valid.append(max_frame_case())
@@ -728,6 +882,7 @@ def build() -> dict[str, Any]:
         "valid": valid,
         "noncanonical": noncanonical,
         "invalid": invalid,
+        "handshake": [handshake_case(*case) for case in HANDSHAKES],
     }
 
 

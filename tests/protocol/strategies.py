@@ -12,7 +12,9 @@ from protocol import (
     LOG_LEVELS,
     MESSAGE_TYPES,
     Ack,
+    Auth,
     Cancel,
+    Challenge,
     Completed,
     Error,
     ErrorCode,
@@ -61,10 +63,17 @@ MESSAGES: dict[str, st.SearchStrategy[Message]] = {
         Hello,
         v=st.integers(0, U64_MAX),
         job_id=st.text(min_size=1, max_size=40),
-        token=st.text(max_size=40),
         pid=positive,
+        nonce=st.none() | st.binary(min_size=32, max_size=32),
         ts=timestamps,
     ),
+    "challenge": st.builds(
+        Challenge,
+        nonce=st.binary(min_size=32, max_size=32),
+        proof=st.binary(min_size=32, max_size=32),
+        ts=timestamps,
+    ),
+    "auth": st.builds(Auth, proof=st.binary(min_size=32, max_size=32), ts=timestamps),
     "welcome": st.builds(
         Welcome,
         job_id=st.text(min_size=1, max_size=40),
@@ -73,6 +82,8 @@ MESSAGES: dict[str, st.SearchStrategy[Message]] = {
         attempt=positive,
         heartbeat_interval=positive
         | st.floats(min_value=0, exclude_min=True, allow_infinity=False),
+        reconnect_interval=st.floats(min_value=0, exclude_min=True, allow_infinity=False),
+        give_up_after=positive | st.floats(min_value=0, exclude_min=True, allow_infinity=False),
         ts=timestamps,
     ),
     "error": st.builds(

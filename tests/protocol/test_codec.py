@@ -33,7 +33,7 @@ from protocol import (
     unpack,
 )
 
-HELLO = Hello(v=1, job_id="j", token="t", pid=42)
+HELLO = Hello(v=2, job_id="j", pid=42, nonce=bytes(32))
 GOOD = [HELLO, Started(), Progress(percent=10, message="m"), Heartbeat(ts=5), Completed(result=1)]
 BAD_FRAME = encode_frame(b"\xc1")
 

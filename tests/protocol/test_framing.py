@@ -52,7 +52,7 @@ def test_max_frame_out_of_range_is_refused(max_frame: int) -> None:
 
 
 def test_default_max_frame_is_one_mebibyte() -> None:
-    """The default limit is 1 MiB (SPEC §3)."""
+    """The default limit is 1 MiB (docs/protocol.md, section 2)."""
     assert DEFAULT_MAX_FRAME == FrameDecoder().max_frame == 1 << 20
 
 

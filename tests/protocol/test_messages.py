@@ -34,7 +34,9 @@ from protocol.messages import _CHECKS, _FAST, OUTCOMES
 
 # The smallest valid map of each type: required fields only.
 MINIMAL: dict[str, dict[str, Any]] = {
-    "hello": {"type": "hello", "v": 1, "job_id": "j", "token": "t", "pid": 1},
+    "hello": {"type": "hello", "v": 2, "job_id": "j", "pid": 1},
+    "challenge": {"type": "challenge", "nonce": bytes(32), "proof": bytes(32)},
+    "auth": {"type": "auth", "proof": bytes(32)},
     "welcome": {
         "type": "welcome",
         "job_id": "j",
@@ -42,6 +44,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
         "data": None,
         "attempt": 1,
         "heartbeat_interval": 5,
+        "reconnect_interval": 2,
+        "give_up_after": 60.0,
     },
     "error": {"type": "error", "code": "bad_token", "message": "m"},
     "started": {"type": "started"},
@@ -56,7 +60,9 @@ MINIMAL: dict[str, dict[str, Any]] = {
 
 # Optional fields of each type, with a valid value for each.
 OPTIONAL: dict[str, dict[str, Any]] = {
-    "hello": {"ts": 1},
+    "hello": {"nonce": bytes(range(32)), "ts": 1},
+    "challenge": {"ts": 1},
+    "auth": {"ts": 1},
     "welcome": {"ts": 1.5},
     "error": {"ts": 1},
     "started": {"ts": 1},
@@ -76,11 +82,14 @@ INF = math.inf
 BAD: dict[str, list[Any]] = {
     "v": [-1, "1", 1.0, True, None, [1]],
     "job_id": ["", 7, b"j", None],
-    "token": [7, b"t", None, ["t"]],
+    "nonce": [b"", bytes(31), bytes(33), "0" * 32, 7, [0] * 32],
+    "proof": [b"", bytes(31), bytes(33), "0" * 32, None],
     "pid": [0, -5, "4242", 1.5, True, None],
     "name": [7, b"n", None],
     "attempt": [0, "1", 1.0, True, None],
     "heartbeat_interval": [0, -1, 0.0, "5", NAN, INF, True, None],
+    "reconnect_interval": [0, -1, 0.0, "5", NAN, INF, True, None],
+    "give_up_after": [0, -0.5, "60", NAN, INF, False, None],
     "code": [7, b"c", None],
     "message": [7, b"m", {"m": 1}],
     "percent": [-1, 100.5, 150, -0.5, NAN, INF, "50", True, [50]],
@@ -108,7 +117,7 @@ def _field_cases() -> list[tuple[str, str, Any]]:
 
 
 def test_type_table_maps_each_tag_to_its_class() -> None:
-    """MESSAGE_TYPES holds the eleven types, each class keyed by its own TYPE."""
+    """MESSAGE_TYPES holds the thirteen types, each class keyed by its own TYPE."""
     assert set(MESSAGE_TYPES) == set(MINIMAL)
     for tag, cls in MESSAGE_TYPES.items():
         assert tag == cls.TYPE
@@ -120,9 +129,9 @@ def test_every_type_has_exactly_one_sending_side() -> None:
     assert set(MESSAGE_TYPES) == WORKER_MESSAGES | SUPERVISOR_MESSAGES
 
 
-def test_protocol_version_is_one() -> None:
-    """The current protocol version is 1."""
-    assert PROTOCOL_VERSION == 1
+def test_protocol_version_is_two() -> None:
+    """The current protocol version is 2 (the challenge-response handshake)."""
+    assert PROTOCOL_VERSION == 2
 
 
 @pytest.mark.parametrize("tag", sorted(MINIMAL))
@@ -191,7 +200,7 @@ def test_percent_bounds_are_inclusive(percent: float) -> None:
 def test_large_integers_are_valid_where_only_a_minimum_is_set() -> None:
     """pid, attempt, v and ts accept values up to uint64 max."""
     big = 2**64 - 1
-    assert from_wire({"type": "hello", "v": big, "job_id": "j", "token": "", "pid": big}).pid == big
+    assert from_wire({"type": "hello", "v": big, "job_id": "j", "pid": big}).pid == big
     assert from_wire({"type": "heartbeat", "ts": big}) == Heartbeat(ts=big)
 
 
@@ -300,7 +309,7 @@ def test_messages_compare_by_value() -> None:
     """Two messages with equal fields are equal (tests and dedupe rely on it)."""
     assert Failed(error="e", stack="s") == Failed(error="e", stack="s")
     assert Failed(error="e") != Failed(error="e", stack="s")
-    assert Hello(1, "j", "t", 2) == from_wire(MINIMAL["hello"] | {"pid": 2})
+    assert Hello(2, "j", 2) == from_wire(MINIMAL["hello"] | {"pid": 2})
 
 
 _VALUES = st.one_of(

@@ -12,9 +12,7 @@ import pytest
 
 import protocol
 from supervisor.client import ClientError
-from supervisor.testing import wait_for
-
-HELLO = protocol.Hello(v=1, job_id="x", token="t", pid=1)
+from supervisor.testing import raw_handshake, wait_for
 
 
 def _frame(body: bytes) -> bytes:
@@ -47,6 +45,28 @@ def _exchange(path: str, data: bytes) -> tuple[list[protocol.Message], bool]:
     return messages, closed
 
 
+NONCE = bytes(range(32))
+V1_HELLO = {"type": "hello", "v": 1, "job_id": "", "token": "t", "pid": 1}
+
+
+def _answer_challenge(path: str, job_id: str, case: str) -> tuple[list[protocol.Message], bool]:
+    """Say a good hello, then answer the challenge wrongly; return the rest of the reply."""
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(10)
+    sock.connect(path)
+    with sock:
+        if case == "wrong token":
+            reply, decoder = raw_handshake(sock, job_id, "guess", check_proof=False)
+        else:
+            sock.sendall(protocol.encode(protocol.Hello(v=2, job_id=job_id, pid=1, nonce=NONCE)))
+            decoder = protocol.Decoder()
+            challenge = decoder.feed(sock.recv(65536))
+            assert [m.TYPE for m in challenge] == ["challenge"], challenge
+            sock.sendall(protocol.encode(protocol.Started()))
+            reply = decoder.feed(sock.recv(65536))[0]
+        return [reply], sock.recv(65536) == b""
+
+
 BAD_INPUTS = {
     "garbage": (b"\x00\x00\x00\x05hello world", "invalid_msgpack"),
     "invalid msgpack": (_frame(b"\xc1"), "invalid_msgpack"),
@@ -55,8 +75,11 @@ BAD_INPUTS = {
     "no hello first": (protocol.encode(protocol.Heartbeat()), "handshake_required"),
     "unknown type": (_frame(msgpack.packb({"type": "jump"})), "unknown_type"),
     "bad version": (None, "unsupported_version"),
+    "version 1 hello with its token": (None, "unsupported_version"),
+    "hello without a nonce": (None, "invalid_message"),
     "wrong token": (None, "bad_token"),
     "hello for another job": (None, "wrong_job"),
+    "started instead of auth": (None, "handshake_required"),
 }
 
 
@@ -72,16 +95,22 @@ def test_bad_bytes_on_a_job_socket_are_refused_and_the_job_carries_on(
     path = wait_for(lambda: sv.job(job_id)["socket"])
     data, code = BAD_INPUTS[case]
     if case == "bad version":
-        data = protocol.encode(protocol.Hello(v=99, job_id=job_id, token="t", pid=1))
-    elif case == "wrong token":
-        data = protocol.encode(protocol.Hello(v=1, job_id=job_id, token="guess", pid=1))
+        data = protocol.encode(protocol.Hello(v=99, job_id=job_id, pid=1, nonce=NONCE))
+    elif case == "version 1 hello with its token":
+        data = _frame(msgpack.packb(V1_HELLO | {"job_id": job_id}))
+    elif case == "hello without a nonce":
+        data = protocol.encode(protocol.Hello(v=2, job_id=job_id, pid=1))
     elif case == "hello for another job":
-        data = protocol.encode(protocol.Hello(v=1, job_id=other, token="t", pid=1))
-    assert data is not None
-    messages, closed = _exchange(path, data)
+        data = protocol.encode(protocol.Hello(v=2, job_id=other, pid=1, nonce=NONCE))
+    if data is None:  # a challenge comes first, then a wrong answer to it
+        messages, closed = _answer_challenge(path, job_id, case)
+    else:
+        messages, closed = _exchange(path, data)
     assert closed
     assert len(messages) == 1 and isinstance(messages[0], protocol.Error), messages
     assert messages[0].code == code
+    if case == "version 1 hello with its token":
+        assert "this supervisor speaks 2" in messages[0].message
     # the supervisor, this job and the other job all carry on
     for jid in (job_id, other):
         (tmp_path / f"gate-{jid}").touch()

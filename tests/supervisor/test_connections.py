@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import protocol
 from supervisor import conversation
 from supervisor.records import JobKind
@@ -51,10 +53,11 @@ def test_a_finished_worker_that_does_not_exit_is_stopped(start, worker):
     assert sv.job(job_id)["status"] == "completed"
 
 
+@pytest.mark.parametrize("says", ["nothing", "hello_only"])
 def test_a_connection_without_hello_is_closed_after_the_handshake_timeout(
-    start, worker, tmp_path, monkeypatch
+    start, worker, tmp_path, monkeypatch, says
 ):
-    """A client that connects and says nothing gets handshake_required when time is up."""
+    """A client that never completes the handshake (silent, or no auth) is closed in time."""
     monkeypatch.setattr(conversation, "HANDSHAKE_TIMEOUT", 0.3)
     gate = tmp_path / "gate-{job}"
     sv = start({"late": worker("late.py", env={"LATE_GATE": str(gate)})})
@@ -64,10 +67,17 @@ def test_a_connection_without_hello_is_closed_after_the_handshake_timeout(
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(10)
         sock.connect(path)
-        reply = protocol.Decoder().feed(sock.recv(65536))
+        if says == "hello_only":  # the challenge comes, the auth never does
+            hello = protocol.Hello(v=2, job_id=job_id, pid=1, nonce=bytes(32))
+            sock.sendall(protocol.encode(hello))
+        decoder = protocol.Decoder()
+        reply: list[protocol.Message] = []
+        while not reply or reply[-1].TYPE == "challenge":
+            reply += decoder.feed(sock.recv(65536))
     assert time.monotonic() - began >= 0.3
-    assert reply[0].code == "handshake_required"
-    assert "no hello within 0.3 s" in reply[0].message
+    assert [m.TYPE for m in reply] == (["challenge"] if says == "hello_only" else []) + ["error"]
+    assert reply[-1].code == "handshake_required"
+    assert "no completed handshake within 0.3 s" in reply[-1].message
     (tmp_path / f"gate-{job_id}").touch()
     assert sv.wait(job_id)["status"] == "completed"
 

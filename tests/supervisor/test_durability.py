@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from pathlib import Path
 
 import protocol
-from supervisor.testing import ServerProcess, kill_workers, wait_for
+from supervisor.testing import ServerProcess, kill_workers, raw_handshake, wait_for
 from tests.supervisor.serverconfig import write_config
 
 
@@ -47,7 +46,7 @@ def test_enqueued_job_survives_kill_9_before_it_runs(tmp_path, marker):
 
 
 def _hold_workers(hold_file: Path, count: int) -> list[tuple[socket.socket, str]]:
-    """Connect to every job listed in ``hold_file`` and say hello for it."""
+    """Connect to every job listed in ``hold_file`` and complete its handshake."""
     lines = wait_for(
         lambda: (
             (t := hold_file.read_text().splitlines() if hold_file.exists() else [])
@@ -60,16 +59,12 @@ def _hold_workers(hold_file: Path, count: int) -> list[tuple[socket.socket, str]
     for line in lines:
         path, job_id, token = line.split()
         sock = socket.socket(socket.AF_UNIX)
-        sock.connect(path)
-        sock.sendall(
-            protocol.encode(protocol.Hello(v=1, job_id=job_id, token=token, pid=os.getpid()))
-        )
-        conns.append((sock, job_id))
-    for sock, _job_id in conns:
         sock.settimeout(10)
-        reply = protocol.Decoder().feed(sock.recv(65536))
-        assert isinstance(reply[0], protocol.Welcome), reply
+        sock.connect(path)
+        reply, _decoder = raw_handshake(sock, job_id, token)
+        assert isinstance(reply, protocol.Welcome), reply
         sock.setblocking(False)
+        conns.append((sock, job_id))
     return conns
 
 

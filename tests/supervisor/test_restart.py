@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import signal
@@ -17,7 +18,7 @@ import protocol
 from supervisor.records import JobRecord
 from supervisor.states import JobStatus, ProcessState
 from supervisor.stores import SqliteStore
-from supervisor.testing import ServerProcess, process_gone, wait_for
+from supervisor.testing import ServerProcess, process_gone, raw_handshake, wait_for
 from supervisor.views import parse_time
 from tests.supervisor.serverconfig import write_config
 
@@ -291,14 +292,12 @@ def test_superseded_attempt_is_fenced_off(tmp_path, marker):
         )
         port = int(second["socket"].rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(
-                protocol.encode(
-                    protocol.Hello(v=1, job_id=job_id, token=old_token, pid=first["pid"])
-                )
+            reply, _decoder = raw_handshake(
+                sock, job_id, old_token, pid=first["pid"], check_proof=False
             )
-            sock.sendall(protocol.encode(protocol.Completed(result="forged")))
-            reply = protocol.Decoder().feed(sock.recv(65536))
-        assert reply[0].code == "bad_token"
+            with contextlib.suppress(OSError):
+                sock.sendall(protocol.encode(protocol.Completed(result="forged")))
+        assert isinstance(reply, protocol.Error) and reply.code == "bad_token"
         assert server.client.get(job_id)["status"] == "running"
         gate.touch()
         job = server.client.wait(job_id, timeout=30)

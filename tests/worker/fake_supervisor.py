@@ -2,11 +2,13 @@
 
 It listens on a real Unix socket (in a short private directory) or a real loopback TCP
 port, runs its own selectors loop in a thread, and speaks the protocol through the
-``protocol`` package. By default it answers a correct hello with a welcome and records
-every message it receives (with the connection it came on and the monotonic time). The
-test scripts the rest: refuse hellos or leave them unanswered, send ack/cancel, drop
-connections, close the listener and reopen it on the same path/port to play a
-supervisor restart.
+``protocol`` package. By default it runs the handshake as the supervisor does (a hello
+gets a challenge with a proof made from ``token``, a right auth gets a welcome, a wrong
+one ``bad_token``) and records every message it receives (with the connection it came on
+and the monotonic time). The test scripts the rest: refuse hellos or leave them
+unanswered, play an impostor that does not know the token (``proof_token``), send
+ack/cancel, drop connections, close the listener and reopen it on the same path/port to
+play a supervisor restart.
 
 Every scripting call runs on the fake's own thread (through a command queue and a
 wakeup socketpair) and returns when it is done, so a test never races the loop.
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import protocol
-from protocol import Ack, Cancel, Error, Hello, Message, Welcome
+from protocol import Ack, Auth, Cancel, Challenge, Error, Hello, Message, Welcome, handshake
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -53,6 +55,8 @@ class FakeConnection:
     sock: socket.socket
     decoder: protocol.Decoder = field(default_factory=protocol.Decoder)
     hello: Hello | None = None
+    expected_proof: bytes | None = None  # the auth proof a challenged worker must send
+    welcomed: bool = False
     closed_at: float | None = None
 
 
@@ -78,6 +82,8 @@ class FakeSupervisor:
         data: Any = None,
         attempt: int = 1,
         heartbeat_interval: float = 0.1,
+        reconnect_interval: float = 2.0,
+        give_up_after: float = 60.0,
         auto_ack: bool = False,
     ) -> None:
         self.tcp = tcp
@@ -87,6 +93,10 @@ class FakeSupervisor:
         self.data = data
         self.attempt = attempt
         self.heartbeat_interval = heartbeat_interval
+        self.reconnect_interval = reconnect_interval  # the schedule sent in welcome
+        self.give_up_after = give_up_after
+        self.proof_token = token  # the token our challenge proofs are made with
+        self.drop_after_welcome = False  # hang up right after each welcome (a flapping peer)
         self.auto_ack = auto_ack
         self.received: list[Received] = []
         self.connections: list[FakeConnection] = []
@@ -333,9 +343,19 @@ class FakeSupervisor:
                     self._refuse(conn, scripted.code, scripted.message)
             elif message.job_id != self.job_id:
                 self._refuse(conn, "wrong_job", f"this socket is for job {self.job_id}")
-            elif message.token != self.token:
+            elif message.nonce is None:
+                self._refuse(conn, "invalid_message", "hello without a nonce")
+            else:
+                self._challenge(conn, message.nonce)
+        elif conn.hello is None:
+            self.errors.append(f"connection {conn.index}: {message.TYPE} before hello")
+        elif not conn.welcomed:
+            if not isinstance(message, Auth) or conn.expected_proof is None:
+                self.errors.append(f"connection {conn.index}: {message.TYPE} before welcome")
+            elif not handshake.proofs_match(conn.expected_proof, message.proof):
                 self._refuse(conn, "bad_token", "bad token")
             else:
+                conn.welcomed = True
                 self._send(
                     conn,
                     Welcome(
@@ -344,12 +364,22 @@ class FakeSupervisor:
                         data=self.data,
                         attempt=self.attempt,
                         heartbeat_interval=self.heartbeat_interval,
+                        reconnect_interval=self.reconnect_interval,
+                        give_up_after=self.give_up_after,
                     ),
                 )
-        elif conn.hello is None:
-            self.errors.append(f"connection {conn.index}: {message.TYPE} before hello")
+                if self.drop_after_welcome:
+                    self._close(conn)
         elif message.TYPE in ("completed", "failed") and self.auto_ack:
             self._send(conn, Ack(of=message.TYPE))
+
+    def _challenge(self, conn: FakeConnection, worker_nonce: bytes) -> None:
+        nonce = os.urandom(handshake.NONCE_SIZE)
+        key = handshake.token_key(self.token)
+        conn.expected_proof = handshake.worker_proof(key, self.job_id, nonce, worker_nonce)
+        proof_key = handshake.token_key(self.proof_token)
+        proof = handshake.supervisor_proof(proof_key, self.job_id, worker_nonce, nonce)
+        self._send(conn, Challenge(nonce=nonce, proof=proof))
 
     def _next_scripted(self) -> _Scripted | None:
         if not self._scripted:

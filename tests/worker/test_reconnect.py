@@ -56,7 +56,16 @@ def test_reconnect_replays_latest_progress_logs_and_outcome(fake, spawn, tmp_pat
     hello = fake.wait_message("hello", conn=1)
     assert hello.at - reopened < RECONNECT_BOUND, f"reconnected {hello.at - reopened:.3f} s late"
     fake.wait_message("completed", conn=1)
-    assert _types(fake, 1) == ["hello", "started", "progress", "log", "log", "log", "completed"]
+    assert _types(fake, 1) == [
+        "hello",
+        "auth",
+        "started",
+        "progress",
+        "log",
+        "log",
+        "log",
+        "completed",
+    ]
     (progress,) = fake.messages_of(Progress, conn=1)
     assert (progress.percent, progress.message) == (40, "latest")
     logs = fake.messages_of(Log, conn=1)
@@ -102,7 +111,7 @@ def test_unacked_outcome_is_resent_on_the_next_connection(fake, spawn):
     fake.wait_message("completed", conn=0)
     fake.drop_connections()  # the listener stays: the worker is back at once
     fake.wait_message("completed", conn=1)
-    assert _types(fake, 1) == ["hello", "started", "completed"]
+    assert _types(fake, 1) == ["hello", "auth", "started", "completed"]
     fake.send_ack()
     assert worker.wait() == 0
 
@@ -125,11 +134,12 @@ def test_initial_connect_retries_until_the_supervisor_listens(fake, spawn):
 def test_give_up_exits_75_and_kills_the_process_group(spawn, tmp_path: Path, tcp: bool):
     """No supervisor for the whole give-up window: exit 75, helper processes killed too."""
     pidfile = tmp_path / "child.pid"
-    with FakeSupervisor(tcp=tcp) as fake:
+    # The welcome's schedule is the one that counts once the worker was welcomed.
+    with FakeSupervisor(tcp=tcp, reconnect_interval=0.05, give_up_after=0.5) as fake:
         fake.data = {
             "steps": [["spawn_sleeper", str(pidfile)], ["wait_file", str(tmp_path / "never"), 60]]
         }
-        worker = spawn(fake, options=GIVE_UP_FAST, new_session=True)
+        worker = spawn(fake, new_session=True)
         fake.wait_for(pidfile.exists, what="the helper process")
         child = int(pidfile.read_text())
         assert not _dead(child)
@@ -174,11 +184,13 @@ def test_fatal_refusal_exits_77_quickly(fake, spawn, code: str):
     assert len(fake.messages("hello")) == 1  # no pointless retry
 
 
-def test_wrong_token_is_refused_and_exits_77(fake, spawn):
-    """A worker holding a wrong token gets bad_token from the supervisor and exits 77."""
-    worker = spawn(fake, env={"JOBVISOR_TOKEN": "not-the-token"})
-    assert worker.wait(10) == 77
-    assert "bad_token" in worker.log()
+def test_wrong_token_makes_the_supervisor_look_like_an_impostor(fake, spawn):
+    """With a wrong token the supervisor's proof fails: no auth is sent, and it gives up (75)."""
+    worker = spawn(fake, env={"JOBVISOR_TOKEN": "not-the-token"}, options=GIVE_UP_FAST)
+    assert worker.wait(10) == 75
+    assert "challenge proof is wrong" in worker.log()
+    assert {r.type for r in fake.messages()} == {"hello"}
+    assert len(fake.messages("hello")) >= 2  # each impostor-looking answer is one failed try
 
 
 def test_refusal_after_reconnect_stops_the_running_job(fake, spawn, tmp_path: Path):
@@ -205,7 +217,7 @@ def test_non_fatal_refusal_is_retried(fake, spawn):
     worker = spawn(fake)
     assert worker.wait(10) == 0
     assert [len(fake.messages("hello", conn=i)) for i in range(3)] == [1, 1, 1]
-    assert _types(fake, 2) == ["hello", "started", "completed"]
+    assert _types(fake, 2) == ["hello", "auth", "started", "completed"]
 
 
 def test_garbage_from_the_supervisor_causes_a_reconnect(fake, spawn, tmp_path: Path):
@@ -261,3 +273,46 @@ def test_reconnect_over_tcp_comes_back_to_the_same_port(spawn, tmp_path: Path):
         (tmp_path / "go").touch()
         assert worker.wait() == 0
         assert not fake.errors
+
+
+def test_an_impostor_after_a_restart_gets_nothing_and_the_real_supervisor_everything(
+    fake, spawn, tmp_path: Path
+):
+    """A peer that cannot prove the token gets only hellos; the outcome waits for the real one."""
+    go = tmp_path / "go"
+    fake.data = {"steps": [["wait_file", str(go)], ["log", "info", "done"], ["return", "real"]]}
+    worker = spawn(fake)
+    fake.wait_message("started", conn=0)
+    fake.go_down()
+    fake.proof_token = "not-the-token"  # whoever listens now does not know the token
+    fake.reopen_listener()
+    go.touch()
+    fake.wait_message("hello", conn=2)  # tried it twice: each wrong proof is a failed try
+    impostor_conns = {r.conn for r in fake.messages()} - {0}
+    assert {r.type for r in fake.messages() if r.conn in impostor_conns} == {"hello"}
+    fake.proof_token = fake.token  # the real supervisor is back
+    fake.auto_ack = True
+    fake.wait_message("completed")
+    assert worker.wait() == 0
+    assert "challenge proof is wrong" in worker.log()
+    assert [m.message for m in fake.messages_of(Log)] == ["done"]
+
+
+def test_connections_dropped_right_after_welcome_back_off_and_are_logged_once(fake, spawn):
+    """A supervisor that hangs up after every welcome gets ever slower tries and two lines."""
+    fake.drop_after_welcome = True
+    fake.reconnect_interval = 0.4  # the cap the back-off grows to (from the welcome)
+    fake.data = {"steps": [["wait_file", "/nonexistent/never", 60]]}
+    # No fast window at all: without the fix every welcome began a new outage that
+    # retried at once; with it the tries come 50, 100, 200, 400, 400 ms apart.
+    worker = spawn(fake, options={"fast_reconnect_window": 0})
+    fake.wait_message("hello", conn=6, timeout=20)
+    hellos = [r.at for r in fake.messages("hello")]
+    assert hellos[6] - hellos[5] >= 0.4
+    assert hellos[6] - hellos[0] >= 0.05 + 0.1 + 0.2 + 0.4 + 0.4
+    log = worker.log()
+    assert log.count("connection to the supervisor lost") == 1
+    assert log.count("keep dropping right after their welcome") == 1
+    assert "reconnected to the supervisor" in log  # the first one is told, not the rest
+    assert log.count("reconnected to the supervisor") == 1
+    assert worker.alive()

@@ -86,3 +86,32 @@ def test_small_knobs_give_a_short_window():
         attempts += 1
     assert now == pytest.approx(0.5)
     assert attempts > 10  # fast retries the whole time: the window is shorter than 5 s
+
+
+def test_adopt_replaces_the_cap_and_the_give_up_window():
+    """A welcome's schedule changes the back-off cap and the deadline of the next outage."""
+    p = policy(cap=2.0, give_up_after=60.0, fast_window=0.0)
+    p.adopt(0.25, 3.0)
+    p.start(10.0)
+    assert p.deadline() == 13.0
+    delays = []
+    now = 10.0
+    while (delay := p.next_delay(now)) is not None:
+        delays.append(delay)
+        now += delay
+    assert max(delays) == 0.25
+    assert now == pytest.approx(13.0)
+
+
+def test_resume_keeps_the_fast_window_and_the_back_off_but_moves_the_deadline():
+    """After a connection dropped right away, delays keep growing; the give-up restarts."""
+    p = policy(cap=2.0, give_up_after=60.0, fast_window=1.0)
+    p.start(0.0)
+    assert p.in_fast_window(0.5)
+    p.resume(0.5)  # welcomed and dropped at once: the fast window still ends at 1.0
+    assert not p.in_fast_window(1.0)
+    first = p.next_delay(1.0)
+    p.resume(1.1)
+    second = p.next_delay(1.1)
+    assert (first, second) == (0.05, 0.1)  # the back-off went on, it did not restart
+    assert p.deadline() == 61.1

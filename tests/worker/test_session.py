@@ -25,7 +25,9 @@ from jobvisor_worker._session import TRANSITIONS, Input
 import protocol
 from protocol import (
     Ack,
+    Auth,
     Cancel,
+    Challenge,
     Completed,
     Error,
     Failed,
@@ -36,14 +38,34 @@ from protocol import (
     Progress,
     Started,
     Welcome,
+    handshake,
 )
+from tests.protocol.wirejson import load_vectors
 
-WELCOME = Welcome(job_id="j1", name="job", data={"a": 1}, attempt=1, heartbeat_interval=0.5)
+
+def welcome(**fields: Any) -> Welcome:
+    base: dict[str, Any] = {
+        "job_id": "j1",
+        "name": "job",
+        "data": {"a": 1},
+        "attempt": 1,
+        "heartbeat_interval": 0.5,
+        "reconnect_interval": 2.0,
+        "give_up_after": 60.0,
+    }
+    return Welcome(**(base | fields))
+
+
+WELCOME = welcome()
+WORKER_NONCE = bytes(range(32))
+SUPERVISOR_NONCE = bytes(range(32, 64))
+KEY = handshake.token_key("tok")
 
 
 def make(**kwargs: Any) -> Session:
     kwargs.setdefault("pid", 4242)
     kwargs.setdefault("wall_clock", lambda: 1000.0)
+    kwargs.setdefault("urandom", lambda n: WORKER_NONCE[:n])
     return Session("j1", "tok", **kwargs)
 
 
@@ -51,19 +73,114 @@ def decode(data: bytes) -> list[Message]:
     return protocol.Decoder().feed(data)
 
 
-def ready(session: Session, now: float = 0.0) -> list[Message]:
-    """Connect and welcome ``session``; returns what it sent after the welcome."""
+def challenge(key: bytes = KEY, worker_nonce: bytes = WORKER_NONCE) -> Challenge:
+    """The challenge a supervisor knowing ``key`` sends to a hello with ``worker_nonce``."""
+    proof = handshake.supervisor_proof(key, "j1", worker_nonce, SUPERVISOR_NONCE)
+    return Challenge(nonce=SUPERVISOR_NONCE, proof=proof)
+
+
+def connect(session: Session, now: float = 0.0) -> Message:
+    """Connect ``session`` and answer its hello with a valid challenge; returns its auth."""
     session.connection_made()
+    assert session.receive_data(protocol.encode(challenge())) == []
+    assert session.wants_to_send
+    (auth,) = decode(session.data_to_send(now))
+    return auth
+
+
+def ready(session: Session, now: float = 0.0) -> list[Message]:
+    """Connect, authenticate and welcome ``session``; returns what it sent after the welcome."""
+    connect(session, now)
     events = session.receive_data(protocol.encode(WELCOME))
     assert [type(e) for e in events] == [Welcomed]
     return decode(session.data_to_send(now))
 
 
 def test_connection_made_returns_hello():
-    """A new connection starts with a hello carrying version, job id, token and pid."""
+    """A new connection starts with a hello carrying version, job id, pid and a nonce."""
     session = make()
-    assert decode(session.connection_made()) == [Hello(v=1, job_id="j1", token="tok", pid=4242)]
+    assert decode(session.connection_made()) == [
+        Hello(v=2, job_id="j1", pid=4242, nonce=WORKER_NONCE)
+    ]
     assert session.state is SessionState.HANDSHAKING
+
+
+def test_hello_never_carries_the_token_and_each_connection_has_a_fresh_nonce():
+    """The token is not on the wire; the nonce of every connection is new random bytes."""
+    session = Session("j1", "tok-7c1f9a", pid=1)
+    first = session.connection_made()
+    session.connection_lost()
+    second = session.connection_made()
+    assert b"tok-7c1f9a" not in first + second
+    (hello1,), (hello2,) = decode(first), decode(second)
+    assert isinstance(hello1, Hello) and isinstance(hello2, Hello)
+    assert hello1.nonce is not None and len(hello1.nonce) == 32
+    assert hello1.nonce != hello2.nonce
+
+
+def test_valid_challenge_is_answered_with_the_worker_proof():
+    """After a right challenge the session hands out exactly one auth with the worker proof."""
+    session = make()
+    auth = connect(session)
+    expected = handshake.worker_proof(KEY, "j1", SUPERVISOR_NONCE, WORKER_NONCE)
+    assert auth == Auth(proof=expected)
+    assert session.state is SessionState.AUTHENTICATING
+    assert session.data_to_send(1.0) == b""  # nothing more until the welcome
+
+
+def test_golden_handshake_vector_gives_the_same_auth_frame():
+    """Fed the golden challenge frame, the session answers with the golden auth frame."""
+    vectors = {case["name"]: case for case in load_vectors()["valid"]}
+    first = load_vectors()["handshake"][0]
+    session = Session(
+        first["job_id"],
+        first["token"],
+        pid=4242,
+        urandom=lambda n: bytes.fromhex(first["worker_nonce_hex"]),
+    )
+    assert session.connection_made().hex() == vectors["hello"]["hex"]
+    assert session.receive_data(bytes.fromhex(vectors["challenge"]["hex"])) == []
+    assert session.data_to_send(0.0).hex() == vectors["auth"]["hex"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        challenge(key=handshake.token_key("not-tok")),  # an impostor without the token
+        challenge(worker_nonce=bytes(32)),  # a proof made for another connection
+        Challenge(  # our own proof reflected back
+            nonce=SUPERVISOR_NONCE,
+            proof=handshake.worker_proof(KEY, "j1", SUPERVISOR_NONCE, WORKER_NONCE),
+        ),
+    ],
+    ids=["wrong_token", "other_nonce", "reflected"],
+)
+def test_a_peer_that_does_not_prove_itself_gets_nothing(bad: Challenge):
+    """A wrong challenge proof is a violation, and not even the auth or the outbox leave."""
+    session = make()
+    session.progress(50)
+    session.log("info", "secret-ish")
+    session.complete({"r": 1})
+    session.connection_made()
+    (event,) = session.receive_data(protocol.encode(bad))
+    assert isinstance(event, ProtocolViolation)
+    assert "not our supervisor" in event.reason
+    assert session.state is SessionState.CLOSING
+    assert not session.wants_to_send
+    assert session.data_to_send(100.0) == b""
+    # and the next (real) supervisor still gets everything
+    session.connection_lost()
+    assert [m.TYPE for m in ready(session)] == ["started", "progress", "log", "completed"]
+
+
+def test_welcome_before_a_challenge_is_a_violation():
+    """A peer that skips the challenge (proves nothing) cannot welcome the worker."""
+    session = make()
+    session.complete(1)
+    session.connection_made()
+    (event,) = session.receive_data(protocol.encode(WELCOME))
+    assert isinstance(event, ProtocolViolation)
+    assert session.data_to_send(1.0) == b""
 
 
 def test_nothing_is_sent_before_welcome():
@@ -73,6 +190,9 @@ def test_nothing_is_sent_before_welcome():
     assert session.data_to_send(0.0) == b""
     session.connection_made()
     assert session.data_to_send(100.0) == b""
+    session.connection_lost()
+    connect(session)  # the auth is all that leaves before the welcome
+    assert session.data_to_send(200.0) == b""
 
 
 def test_welcome_then_started_then_outbox():
@@ -90,10 +210,10 @@ def test_welcome_then_started_then_outbox():
 def test_welcome_event_says_whether_it_is_the_first():
     """The first welcome is marked first; the welcome of a reconnect is not."""
     session = make()
-    session.connection_made()
+    connect(session)
     (first,) = session.receive_data(protocol.encode(WELCOME))
     session.connection_lost()
-    session.connection_made()
+    connect(session)
     (second,) = session.receive_data(protocol.encode(WELCOME))
     assert isinstance(first, Welcomed)
     assert isinstance(second, Welcomed)
@@ -202,13 +322,20 @@ def test_no_deadline_unless_ready():
     assert session.next_deadline() is None
     session.connection_made()
     assert session.next_deadline() is None
+    session.connection_lost()
+    connect(session)
+    assert session.next_deadline() is None
 
 
+@pytest.mark.parametrize("authenticated", [False, True], ids=["to_hello", "to_auth"])
 @pytest.mark.parametrize("code", sorted(FATAL_CODES))
-def test_fatal_refusal(code: str):
-    """An error answering hello with a disowning code is fatal and terminal."""
+def test_fatal_refusal(code: str, authenticated: bool):
+    """An error answering hello or auth with a disowning code is fatal and terminal."""
     session = make()
-    session.connection_made()
+    if authenticated:
+        connect(session)
+    else:
+        session.connection_made()
     events = session.receive_data(protocol.encode(Error(code=code, message="no")))
     assert events == [Refused(code, "no", fatal=True)]
     assert session.state is SessionState.REFUSED
@@ -244,16 +371,18 @@ def test_cancel_is_reported():
     [
         (True, Ack(of="completed")),
         (True, Cancel()),
+        (True, challenge()),
         (False, WELCOME),
+        (False, challenge()),
         (False, Progress(percent=1)),
-        (True, Welcome(job_id="other", name="n", data=None, attempt=1, heartbeat_interval=1)),
+        (True, welcome(job_id="other")),
     ],
 )
 def test_out_of_turn_messages_are_violations(before_welcome: bool, message: Message):
     """A message that makes no sense in the current state is a protocol violation."""
     session = make()
     if before_welcome:
-        session.connection_made()
+        connect(session)
     else:
         ready(session)
     (event,) = session.receive_data(protocol.encode(message))
@@ -265,7 +394,7 @@ def test_out_of_turn_messages_are_violations(before_welcome: bool, message: Mess
 def test_garbage_is_a_violation_after_the_good_messages():
     """Messages before a bad frame are reported, then the violation."""
     session = make()
-    session.connection_made()
+    connect(session)
     data = protocol.encode(WELCOME) + b"\x00\x00\x00\x01\xc1"
     events = session.receive_data(data)
     assert [type(e) for e in events] == [Welcomed, ProtocolViolation]
@@ -372,7 +501,7 @@ def test_any_split_of_the_stream_gives_the_same_events(cuts: list[int]):
     )
     session = make()
     session.complete(True)
-    session.connection_made()
+    connect(session)
     events = []
     pos = 0
     for size in itertools.cycle(cuts):
@@ -392,3 +521,16 @@ def test_progress_accepts_any_real_number():
     (_started, progress) = ready(session)
     assert isinstance(progress, Progress)
     assert progress.percent == 0.5
+
+
+def test_a_log_queued_while_disconnected_keeps_the_time_it_was_made():
+    """ts is stamped when the log is made, not when it finally leaves after an outage."""
+    clock = [1000.0]
+    session = make(wall_clock=lambda: clock[0])
+    ready(session)
+    session.connection_lost()
+    session.log("info", "during the outage")
+    clock[0] = 1042.0  # the supervisor is back 42 s later
+    (_started, log) = ready(session, 42.0)
+    assert isinstance(log, Log)
+    assert log.ts == 1_000_000

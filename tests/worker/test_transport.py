@@ -90,3 +90,29 @@ def test_unanswered_hellos_count_toward_giving_up(fake):
     assert run.events == []
     assert len(fake.messages("hello")) >= 2  # the silent supervisor was tried again
     assert {r.type for r in fake.messages()} == {"hello"}
+
+
+def test_the_welcomes_schedule_replaces_the_options(fake):
+    """After a welcome the worker gives up on the supervisor's give_up_after, not its own."""
+    fake.reconnect_interval, fake.give_up_after = 0.05, 0.4
+    # Its own options say a minute; the supervisor says 0.4 s and must be obeyed.
+    with running(fake, reconnect_interval=2.0, max_reconnect_attempts=30) as run:
+        fake.wait_message("started")
+        fake.go_down()
+        lost = time.monotonic()
+        run.wait_stopped()
+    ((code, reason, at),) = run.stops
+    assert code == EXIT_UNREACHABLE
+    assert "for 0.4 s" in reason
+    assert at - lost >= 0.4
+
+
+def test_until_a_welcome_the_options_schedule_applies(fake):
+    """A worker never welcomed keeps its own give-up window, whatever a fake would send."""
+    fake.give_up_after = 60.0
+    fake.close_listener()
+    with running(fake, reconnect_interval=0.05, max_reconnect_attempts=6) as run:  # 0.3 s
+        run.wait_stopped()
+    ((code, reason, _at),) = run.stops
+    assert code == EXIT_UNREACHABLE
+    assert "for 0.3 s" in reason

@@ -12,16 +12,17 @@ from tests.worker.fake_supervisor import FakeSupervisor
 
 
 def test_handshake_sends_hello_then_started_and_hands_over_welcome_data(fake, spawn):
-    """The worker says hello with its job id, token and pid, then started; job.* come from welcome."""
+    """The worker says hello (job id, pid, nonce: no token), auth, started; job.* from welcome."""
     fake.data = {"steps": [["return_identity"]], "n": 1}
     fake.name = "resize-images"
     fake.attempt = 2
     worker = spawn(fake)
     fake.wait_message("completed")
     types = [r.type for r in fake.messages(conn=0)]
-    assert types == ["hello", "started", "completed"]
+    assert types == ["hello", "auth", "started", "completed"]
     (hello,) = fake.messages_of(Hello)
-    assert (hello.v, hello.job_id, hello.token, hello.pid) == (1, "job-1", "s3cret", worker.pid)
+    assert (hello.v, hello.job_id, hello.pid) == (2, "job-1", worker.pid)
+    assert hello.nonce is not None and len(hello.nonce) == 32
     (done,) = fake.messages_of(Completed)
     assert done.result == {
         "id": "job-1",
@@ -162,13 +163,17 @@ def test_explicit_connect_complete_returns_only_after_ack(fake, spawn, tmp_path:
     assert worker.wait() == 0
     assert acked.exists()
     types = [r.type for r in fake.messages(conn=0) if r.type != "heartbeat"]
-    assert types == ["hello", "started", "progress", "completed"]
+    assert types == ["hello", "auth", "started", "progress", "completed"]
 
 
 def test_started_is_sent_once_per_connection(fake: FakeSupervisor, spawn):
-    """The first connection carries exactly one started, right after hello."""
+    """The first connection carries exactly one started, right after hello and auth."""
     fake.auto_ack = True
     fake.data = {"steps": [["return", None]]}
     assert spawn(fake).wait() == 0
-    assert [isinstance(r.message, Started) for r in fake.messages(conn=0)][:2] == [False, True]
+    assert [isinstance(r.message, Started) for r in fake.messages(conn=0)][:3] == [
+        False,
+        False,
+        True,
+    ]
     assert len(fake.messages("started")) == 1

@@ -12,6 +12,7 @@ import sys
 import time
 
 import protocol
+from supervisor.testing import raw_handshake
 
 ADDRESS = os.environ["JOBVISOR_SOCKET"]
 JOB_ID = os.environ["JOBVISOR_JOB_ID"]
@@ -34,9 +35,9 @@ def dial() -> tuple[socket.socket, protocol.Decoder]:
                 raise
             time.sleep(0.02)
     sock.settimeout(10)
-    sock.sendall(protocol.encode(protocol.Hello(v=1, job_id=JOB_ID, token=TOKEN, pid=os.getpid())))
-    decoder = protocol.Decoder()
-    expect(sock, decoder, protocol.Welcome)
+    welcome, decoder = raw_handshake(sock, JOB_ID, TOKEN)
+    if not isinstance(welcome, protocol.Welcome):
+        sys.exit(5)
     sock.sendall(protocol.encode(protocol.Started()))
     return sock, decoder
 

@@ -1,16 +1,13 @@
-"""A raw-protocol worker that says hello and then never speaks again (no heartbeats)."""
+"""A raw-protocol worker that completes the handshake and then never speaks again."""
 
 import os
 import socket
 import time
 
-import protocol
+from supervisor.testing import raw_handshake
 
 sock = socket.socket(socket.AF_UNIX)
 sock.connect(os.environ["JOBVISOR_SOCKET"])
-hello = protocol.Hello(
-    v=1, job_id=os.environ["JOBVISOR_JOB_ID"], token=os.environ["JOBVISOR_TOKEN"], pid=os.getpid()
-)
-sock.sendall(protocol.encode(hello))
+raw_handshake(sock, os.environ["JOBVISOR_JOB_ID"], os.environ["JOBVISOR_TOKEN"])
 while True:
     time.sleep(1)

@@ -1,4 +1,4 @@
-"""The Python worker library for jobvisor (SPEC §8): ``from jobvisor_worker import Job, run_job``.
+"""The Python worker library for jobvisor: ``from jobvisor_worker import Job, run_job``.
 
 A worker is a program the supervisor starts with ``JOBVISOR_SOCKET``, ``JOBVISOR_JOB_ID``,
 ``JOBVISOR_TOKEN`` and ``JOBVISOR_HEARTBEAT_INTERVAL`` in its environment::
@@ -19,9 +19,12 @@ job that owns the socket, sends heartbeats and reconnects by the policy in ``_re
 ``Job`` (``job.py``) is what the job's code calls; it only queues and wakes the I/O thread.
 docs/worker-python.md has the whole story; the numbers are:
 
+* handshake: the token never leaves the process; the supervisor proves it knows it
+  (``challenge``) before the worker proves it (``auth``) and before anything else is sent.
 * reconnection: every ~20 ms (+-50% jitter) for the first ``fast_reconnect_window`` (5 s)
   of an outage, then backing off from 50 ms, doubling, up to ``reconnect_interval`` (2 s);
   give up after ``reconnect_interval * max_reconnect_attempts`` (60 s) without a welcome.
+  Every ``welcome`` replaces those two numbers with the supervisor's own schedule.
 * buffered while disconnected: the latest progress, up to ``max_buffered_logs`` (1000)
   logs (oldest dropped first, the count reported as a warn log), the outcome until acked.
 
@@ -29,7 +32,7 @@ Exit codes (the library writes one line to stderr, the job's log file, before ea
 
 * 0 -- ``run_job``: the job function returned and the supervisor acked ``completed``.
 * 1 -- ``run_job``: the job function raised and the supervisor acked ``failed``.
-* 75 -- no supervisor accepted the job for the whole give-up window (SPEC §6).
+* 75 -- no supervisor accepted the job for the whole give-up window (docs/protocol.md, "Reconnect").
 * 77 -- the supervisor refused the job: ``bad_token``, ``unknown_job``, ``wrong_job``,
   ``job_not_running`` or ``unsupported_version``.
 

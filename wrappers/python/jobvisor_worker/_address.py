@@ -2,8 +2,9 @@
 
 ``JOBVISOR_SOCKET`` is either a filesystem path of a Unix socket, or ``tcp://HOST:PORT``
 where HOST is a loopback IP literal (``127.0.0.1``, any ``127.x.y.z``, ``[::1]``). The
-supervisor only ever listens on loopback (SPEC §12); refusing anything else here means a
-token is never sent across a network because of a typo in an environment variable.
+supervisor only ever listens on loopback (docs/protocol.md, section 1); refusing anything
+else here means a job's traffic never goes across a network because of a typo in an
+environment variable.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The library's knobs: keyword arguments of ``connect``/``run_job``, with env fallbacks.
 
-Defaults are the seed's (heartbeat every 5 s, reconnect_interval 2 s x 30 attempts =
-give up after 60 s) plus the fast-retry window asked for by the reconnection issue.
+Defaults: heartbeat every 5 s, reconnect_interval 2 s x 30 attempts = give up after 60 s,
+and a 5 s fast-retry window (docs/worker-python.md). The reconnect schedule here applies
+only until the first ``welcome``: from then on the supervisor's ``reconnect_interval`` and
+``give_up_after`` replace it (the supervisor decides when a worker counts as lost).
 ``socket``, ``job_id`` and ``token`` normally come from the environment the supervisor
 sets; passing them is for tests and for embedding.
 """

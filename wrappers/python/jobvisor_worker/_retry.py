@@ -8,8 +8,19 @@ the reconnection benchmark measures how fast workers come back, so during the fi
 thousand workers do not knock in lockstep). A supervisor still absent after that is down
 for longer: back off exponentially from 50 ms, doubling, capped at ``reconnect_interval``.
 After ``give_up_after`` seconds of continuous failure ``next_delay`` returns ``None``: the
-caller stops the job (SPEC §6: a restarted supervisor has declared it lost by then). The
-last delay is clipped so that one final attempt happens right at the deadline.
+caller stops the job (a restarted supervisor has declared it lost by then). The last
+delay is clipped so that one final attempt happens right at the deadline.
+
+``cap`` and ``give_up_after`` start as the library's options and are replaced by what the
+supervisor sends in each ``welcome`` (``adopt``): the supervisor decides how long it waits
+for a worker, so the worker must follow the same schedule (docs/protocol.md, section 6).
+
+A connection that is welcomed and then dropped at once (a supervisor that closes us on
+every replay, say) does not begin a new outage with a new fast window: ``resume`` only
+moves the give-up deadline (a supervisor that welcomed us knows we live) and keeps the
+fast window and the back-off where they were. Such a loop therefore slows down to one try
+per ``cap`` seconds once the first fast window is over, instead of fifty tries a second
+for as long as it lasts.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ class RetryPolicy:
 
     __slots__ = (
         "_backoff_attempts",
+        "_fast_until",
         "_outage_start",
         "_random",
         "cap",
@@ -48,12 +60,27 @@ class RetryPolicy:
         self.fast_window = fast_window
         self._random = rng if rng is not None else random.Random()  # noqa: S311 - jitter
         self._outage_start = 0.0
+        self._fast_until = 0.0
         self._backoff_attempts = 0
 
     def start(self, now: float) -> None:
         """An outage begins (connection lost, or the worker just started)."""
         self._outage_start = now
+        self._fast_until = now + self.fast_window
         self._backoff_attempts = 0
+
+    def resume(self, now: float) -> None:
+        """A connection was welcomed, then dropped right away: the same outage goes on.
+
+        The give-up window starts again from ``now``; the fast window and the back-off
+        do not.
+        """
+        self._outage_start = now
+
+    def adopt(self, cap: float, give_up_after: float) -> None:
+        """Follow the schedule a supervisor sent in its welcome."""
+        self.cap = cap
+        self.give_up_after = give_up_after
 
     @property
     def outage_start(self) -> float:
@@ -65,7 +92,7 @@ class RetryPolicy:
 
     def in_fast_window(self, now: float) -> bool:
         """True while the outage is young enough for ~20 ms retries (else: backing off)."""
-        return now - self._outage_start < self.fast_window
+        return now < self._fast_until
 
     def next_delay(self, now: float) -> float | None:
         """Seconds to wait after a failed attempt at ``now``; ``None``: give up."""

@@ -7,15 +7,24 @@ or clock; a driver does the I/O and passes monotonic ``now`` in:
 
     hello = session.connection_made()           # a socket just connected: send these bytes
     events = session.receive_data(data)         # bytes read from the socket -> events
-    out = session.data_to_send(now)             # bytes to write now (may be b"")
+    out = session.data_to_send(now)             # bytes to write now (may be b""): the
+                                                # auth answering a challenge, later the outbox
     session.next_deadline()                     # when data_to_send has a heartbeat due
     session.connection_lost()                   # EOF / error / the driver closed it
 
+The handshake (docs/protocol.md, section 5): ``hello`` carries a fresh nonce and no
+token; the peer must answer ``challenge`` with a proof that it knows the token
+(``protocol.handshake``). A wrong proof means the peer is not our supervisor: the session
+reports a ``ProtocolViolation`` and gives that connection nothing, not even the ``auth``.
+Only after a right proof is ``auth`` handed out, and only after the ``welcome`` that
+follows does anything else leave: ``started`` first, then the outbox (latest progress,
+logs oldest first, the outcome until acked), or a ``heartbeat`` when nothing was handed
+out for ``heartbeat_interval``. After ``connection_lost`` the next connection replays the
+same way (docs/protocol.md, "Reconnect").
+
 The job side queues with ``progress``, ``log``, ``complete`` and ``fail``; they never do
-I/O. ``data_to_send`` returns nothing until a ``welcome`` arrived; then it returns
-``started`` first, then the outbox (latest progress, logs oldest first, the outcome
-until acked), or a ``heartbeat`` when nothing was handed out for ``heartbeat_interval``.
-After ``connection_lost`` the next connection replays the same way (SPEC §6).
+I/O. Each queued message is stamped with its ``ts`` when it is made, so that logs
+buffered through an outage carry the time they happened.
 
 A ``Session`` is not thread-safe: the threaded driver guards it with one lock. It is
 small (slotted, one decoder, one deque) so that a benchmark can drive a thousand of
@@ -48,7 +57,9 @@ from protocol import (
     LOG_LEVELS,
     PROTOCOL_VERSION,
     Ack,
+    Auth,
     Cancel,
+    Challenge,
     Completed,
     Error,
     ErrorCode,
@@ -61,6 +72,7 @@ from protocol import (
     ProtocolError,
     Started,
     Welcome,
+    handshake,
 )
 
 # Codes in an error answering hello that mean "this job is not yours": stop, don't retry.
@@ -82,7 +94,8 @@ _ENCODE_ERRORS: Final = (TypeError, ValueError, OverflowError)
 
 class SessionState(Enum):
     DISCONNECTED = "disconnected"  # no connection; the outbox fills up
-    HANDSHAKING = "handshaking"  # hello sent, waiting for welcome or error
+    HANDSHAKING = "handshaking"  # hello sent, waiting for the peer's challenge (its proof)
+    AUTHENTICATING = "authenticating"  # the peer proved itself; auth sent, awaiting welcome
     READY = "ready"  # welcomed: data_to_send hands out the outbox
     CLOSING = "closing"  # the peer refused or misbehaved; the driver should close
     REFUSED = "refused"  # a fatal refusal: this job is not ours any more (terminal)
@@ -90,6 +103,7 @@ class SessionState(Enum):
 
 class Input(Enum):
     CONNECT = "connection_made"
+    CHALLENGE = "valid challenge"
     WELCOME = "welcome"
     ERROR = "error"
     FATAL_ERROR = "fatal error"
@@ -103,11 +117,16 @@ S = SessionState
 TRANSITIONS: Final[dict[tuple[SessionState, Input], SessionState]] = {
     (S.DISCONNECTED, Input.CONNECT): S.HANDSHAKING,
     (S.DISCONNECTED, Input.LOST): S.DISCONNECTED,
-    (S.HANDSHAKING, Input.WELCOME): S.READY,
+    (S.HANDSHAKING, Input.CHALLENGE): S.AUTHENTICATING,
     (S.HANDSHAKING, Input.ERROR): S.CLOSING,
     (S.HANDSHAKING, Input.FATAL_ERROR): S.REFUSED,
     (S.HANDSHAKING, Input.VIOLATION): S.CLOSING,
     (S.HANDSHAKING, Input.LOST): S.DISCONNECTED,
+    (S.AUTHENTICATING, Input.WELCOME): S.READY,
+    (S.AUTHENTICATING, Input.ERROR): S.CLOSING,
+    (S.AUTHENTICATING, Input.FATAL_ERROR): S.REFUSED,
+    (S.AUTHENTICATING, Input.VIOLATION): S.CLOSING,
+    (S.AUTHENTICATING, Input.LOST): S.DISCONNECTED,
     (S.READY, Input.ERROR): S.CLOSING,
     (S.READY, Input.VIOLATION): S.CLOSING,
     (S.READY, Input.LOST): S.DISCONNECTED,
@@ -125,11 +144,15 @@ class Session:
     """Sans-IO protocol state of one job's link to its supervisor (see module docstring)."""
 
     __slots__ = (
+        "_auth_frame",
         "_decoder",
+        "_key",
         "_last_sent",
+        "_nonce",
         "_outbox",
         "_started_pending",
         "_state",
+        "_urandom",
         "_wall_clock",
         "cancel_reason",
         "cancel_requested",
@@ -138,7 +161,6 @@ class Session:
         "job_id",
         "max_frame",
         "pid",
-        "token",
         "welcome",
     )
 
@@ -153,13 +175,18 @@ class Session:
         max_buffered_logs: int = 1000,
         max_frame: int = DEFAULT_MAX_FRAME,
         wall_clock: Callable[[], float] = time.time,
+        urandom: Callable[[int], bytes] = os.urandom,
     ) -> None:
         if not job_id:
             raise ValueError("job_id must be a non-empty string")
         if max_buffered_logs < 1:
             raise ValueError(f"max_buffered_logs must be >= 1, got {max_buffered_logs}")
         self.job_id = job_id
-        self.token = token
+        # The token itself is not kept: only the HMAC key the handshake needs.
+        self._key = handshake.token_key(token)
+        self._urandom = urandom
+        self._nonce = b""  # this connection's hello nonce
+        self._auth_frame = b""  # the auth to hand out after a valid challenge
         self.pid = pid  # None: os.getpid() at each hello (correct after a fork)
         # A welcome's heartbeat_interval replaces ours unless the caller fixed it.
         self.heartbeat_interval = heartbeat_interval
@@ -202,6 +229,8 @@ class Session:
     @property
     def wants_to_send(self) -> bool:
         """True when ``data_to_send`` would return bytes other than a heartbeat."""
+        if self._state is S.AUTHENTICATING:
+            return bool(self._auth_frame)
         return self._state is S.READY and (self._started_pending or self._outbox.pending)
 
     def _fire(self, event: Input) -> SessionState:
@@ -221,14 +250,16 @@ class Session:
         self._fire(Input.CONNECT)
         self._decoder = protocol.Decoder()
         pid = self.pid if self.pid is not None else os.getpid()
+        self._nonce = self._urandom(handshake.NONCE_SIZE)  # fresh for every connection
         return protocol.encode(
-            Hello(v=PROTOCOL_VERSION, job_id=self.job_id, token=self.token, pid=pid)
+            Hello(v=PROTOCOL_VERSION, job_id=self.job_id, pid=pid, nonce=self._nonce)
         )
 
     def connection_lost(self) -> None:
         """The connection is gone (or the driver closed it); what was unsent stays queued."""
         self._fire(Input.LOST)
         self._decoder = None
+        self._auth_frame = b""
         self._started_pending = False
         self._outbox.rewind()
 
@@ -243,7 +274,7 @@ class Session:
         events: list[Event] = []
         try:
             decoder.receive_data(data)
-            while self._state in (S.HANDSHAKING, S.READY):
+            while self._state in (S.HANDSHAKING, S.AUTHENTICATING, S.READY):
                 message = decoder.next_message()
                 if message is None:
                     break
@@ -256,10 +287,15 @@ class Session:
     def _handle(self, message: Message, events: list[Event]) -> None:
         state = self._state
         if isinstance(message, Error):
-            fatal = state is S.HANDSHAKING and message.code in FATAL_CODES
+            # A refusal before the peer proved itself is believed too: it can only stop
+            # this job, which a peer holding our port can do anyway (by never answering
+            # until the give-up window ends); it can never make us send anything.
+            fatal = state is not S.READY and message.code in FATAL_CODES
             self._fire(Input.FATAL_ERROR if fatal else Input.ERROR)
             events.append(Refused(message.code, message.message, fatal))
-        elif state is S.HANDSHAKING and isinstance(message, Welcome):
+        elif state is S.HANDSHAKING and isinstance(message, Challenge):
+            self._on_challenge(message, events)
+        elif state is S.AUTHENTICATING and isinstance(message, Welcome):
             if message.job_id != self.job_id:
                 self._violation(f"welcome is for job {message.job_id!r}", events)
                 return
@@ -281,13 +317,27 @@ class Session:
         else:
             self._violation(f"unexpected {message.TYPE!r} in state {state.value}", events)
 
+    def _on_challenge(self, challenge: Challenge, events: list[Event]) -> None:
+        expected = handshake.supervisor_proof(self._key, self.job_id, self._nonce, challenge.nonce)
+        if not handshake.proofs_match(expected, challenge.proof):
+            # Not our supervisor (or not for this attempt): it gets nothing from us.
+            self._violation("the peer's challenge proof is wrong: it is not our supervisor", events)
+            return
+        self._fire(Input.CHALLENGE)
+        proof = handshake.worker_proof(self._key, self.job_id, challenge.nonce, self._nonce)
+        self._auth_frame = protocol.encode(Auth(proof=proof))
+
     def _violation(self, reason: str, events: list[Event]) -> None:
         self._fire(Input.VIOLATION)
         events.append(ProtocolViolation(reason))
 
     def data_to_send(self, now: float) -> bytes:
-        """Bytes to write now: started + outbox after a welcome, else a due heartbeat."""
+        """Bytes to write now: the auth after a valid challenge; after a welcome, started +
+        outbox, else a due heartbeat. Nothing at all to a peer that has not proven itself."""
         if self._state is not S.READY:
+            if self._state is S.AUTHENTICATING:
+                frame, self._auth_frame = self._auth_frame, b""
+                return frame
             return b""
         frames: list[bytes] = []
         if self._started_pending:

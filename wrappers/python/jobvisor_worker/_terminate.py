@@ -1,6 +1,6 @@
 """Stopping the whole job when it is not ours any more: exit codes and ``terminate``.
 
-Two situations end a worker from inside the library (SPEC §6):
+Two situations end a worker from inside the library (docs/protocol.md, "Reconnect" and "Handshake"):
 
 * ``EXIT_UNREACHABLE`` (75, ``EX_TEMPFAIL``): no supervisor accepted us for the whole
   give-up window (``reconnect_interval * max_reconnect_attempts``, 60 s by default). A

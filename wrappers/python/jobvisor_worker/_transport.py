@@ -16,11 +16,21 @@ Each pass of the loop has three phases, in this order:
 
 Reading before the next write means a connection the supervisor closed is noticed before
 more queued messages are handed to it. Messages handed to a connection that then breaks
-are not sent again, except the latest progress and the unacked outcome (SPEC §6).
+are not sent again, except the latest progress and the unacked outcome (docs/protocol.md,
+"Reconnect").
 
 Connection loss never stops the job: the session keeps queueing, the policy schedules
 attempts (every ~20 ms first, then backing off), and when the give-up window passes
-without a welcome the job is stopped with exit code 75 (``_terminate.py``).
+without a welcome the job is stopped with exit code 75 (``_terminate.py``). A connection
+that ends before its welcome (refused, no answer, a peer whose challenge proof is wrong)
+is one failed try. Each welcome brings the supervisor's reconnect schedule
+(``reconnect_interval``, ``give_up_after``), which replaces the options from then on.
+
+A welcomed connection that is lost within ``STABLE_CONNECTION`` seconds does not open a
+fresh outage with its own fast window: the outage goes on and backs off
+(``RetryPolicy.resume``), and only the first such loss of a run is written to stderr, so
+a supervisor that drops us on every replay cannot make us reconnect (and log) in a tight
+loop.
 """
 
 from __future__ import annotations
@@ -44,6 +54,8 @@ from jobvisor_worker._terminate import EXIT_REFUSED, EXIT_UNREACHABLE, terminate
 CONNECT_TIMEOUT: Final = 1.0
 # A supervisor that accepts but never answers hello is as good as absent.
 HANDSHAKE_TIMEOUT: Final = 10.0
+# A welcomed connection lost sooner than this was "dropped right away" (see above).
+STABLE_CONNECTION: Final = 1.0
 # How long close() keeps trying to hand queued messages to a connected supervisor.
 CLOSE_LINGER: Final = 1.0
 RECV_SIZE: Final = 65536
@@ -85,9 +97,12 @@ class Transport:
         self._sock: socket.socket | None = None
         self._outbuf = bytearray()
         self._welcomed_here = False  # the current connection got a welcome
+        self._welcomed_at = 0.0
+        self._short_drops = 0  # welcomed connections lost at once, in a row
         self._handshake_deadline = 0.0
         self._next_attempt = 0.0
         self._told_backing_off = False
+        self._told_violation = False
         self._closing = False
         self.stopped = False  # the thread has ended (set under ``cond``)
         self._thread = threading.Thread(target=self._run, name="jobvisor-io", daemon=True)
@@ -156,10 +171,13 @@ class Transport:
             return 0.0
         if self._sock is None:
             deadline: float | None = self._next_attempt
-        elif not self._welcomed_here:
-            deadline = self._handshake_deadline
         elif self._outbuf:
             return None  # EVENT_WRITE wakes us
+        elif not self._welcomed_here:
+            with self._cond:
+                if self._session.wants_to_send:  # the auth answering a valid challenge
+                    return 0.0
+            deadline = self._handshake_deadline
         else:
             with self._cond:
                 if self._session.wants_to_send:
@@ -254,10 +272,14 @@ class Transport:
     def _handle(self, now: float, event: Event) -> None:
         if isinstance(event, Welcomed):
             self._welcomed_here = True
-            if not event.first:
+            self._welcomed_at = now
+            welcome = event.welcome
+            self._policy.adopt(welcome.reconnect_interval, welcome.give_up_after)
+            if not event.first and self._short_drops <= 1:
                 took = now - self._policy.outage_start
                 say(f"reconnected to the supervisor at {self._address} after {took:.3f} s")
             self._told_backing_off = False
+            self._told_violation = False
         elif isinstance(event, Refused):
             if event.fatal:
                 self._closing = True
@@ -268,6 +290,14 @@ class Transport:
                 return
             self._drop(now, f"the supervisor answered {event.code}: {event.message}")
         elif isinstance(event, ProtocolViolation):
+            if not self._welcomed_here and not self._told_violation:
+                # Once per outage: a peer that fails the handshake may be an impostor
+                # holding our port, and the job's log should say so.
+                self._told_violation = True
+                say(
+                    f"the peer at {self._address} broke the handshake ({event.reason}); "
+                    "it was sent nothing, and it counts as a failed try"
+                )
             self._drop(now, f"protocol violation: {event.reason}")
 
     def _drop(self, now: float, reason: object) -> None:
@@ -284,13 +314,29 @@ class Transport:
             self._session.connection_lost()
         if self._closing:
             return
-        if self._welcomed_here:
-            self._welcomed_here = False
-            say(f"connection to the supervisor lost ({reason}); reconnecting to {self._address}")
-            self._policy.start(now)
-            self._next_attempt = now  # first retry at once: most losses are brief
-        else:
+        if not self._welcomed_here:
             self._attempt_failed(now, reason)
+            return
+        self._welcomed_here = False
+        if now - self._welcomed_at >= STABLE_CONNECTION:
+            self._short_drops = 0
+            self._policy.start(now)
+        else:
+            self._short_drops += 1
+            self._policy.resume(now)
+        if self._short_drops <= 1:
+            say(f"connection to the supervisor lost ({reason}); reconnecting to {self._address}")
+        elif self._short_drops == 2:
+            say(
+                "connections to the supervisor keep dropping right after their welcome "
+                f"({reason}); backing off up to {self._policy.cap:g} s between tries, and not "
+                f"logging them until one lasts {STABLE_CONNECTION:g} s"
+            )
+        if self._short_drops == 0:
+            self._next_attempt = now  # first retry at once: most losses are brief
+            return
+        delay = self._policy.next_delay(now)
+        self._next_attempt = now + (delay if delay is not None else 0.0)
 
     def _linger(self) -> None:
         """On close: hand what is queued to a welcomed connection, for a short while."""
