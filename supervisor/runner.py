@@ -403,10 +403,7 @@ class Runner:
                 message, reason = describe_exit(code), "exit"
             attempt.outcome = "failed"
             self.sup.attempt_failed(job, {"message": message, "reason": reason, "exit_code": code})
-        if proc.popen is not None:
-            # Leftovers in its process group must not run beside a retry.
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        proc.kill_leftovers()  # ours or adopted: its children must not outlive it
         self.log_line(job, f"attempt {attempt.number}: worker {describe_exit(proc.returncode)}")
         self._end(attempt)
 

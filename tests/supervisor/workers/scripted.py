@@ -5,7 +5,8 @@ return VALUE | raise MSG | exit CODE (no outcome) | hang (heartbeats go on) |
 stop (SIGSTOP itself: silent, heartbeat thread included) |
 complete_then_check VALUE DB OUT (complete, and once acked read our row from the store).
 spew MEGABYTES (print that much to stdout) | ledger PATH (append "job pid attempt") |
-on_attempt N VERB ARGS... (run the action only on attempt N).
+on_attempt N VERB ARGS... (run the action only on attempt N) |
+fork_child PATH (start a child that ignores SIGTERM, in our process group; write its PID to PATH).
 Without a final verb the job completes with {"ok": true}.
 """
 
@@ -13,6 +14,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,6 +50,17 @@ def main(job: Job) -> object:
         elif verb == "ledger":
             with open(args[0], "a") as ledger:
                 ledger.write(f"{job.id} {os.getpid()} {job.attempt}\n")
+        elif verb == "fork_child":
+            child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                    "time.sleep(600)",
+                ]
+            )
+            Path(args[0] + ".tmp").write_text(str(child.pid))
+            os.rename(args[0] + ".tmp", args[0])
         elif verb == "return":
             return args[0]
         elif verb == "raise":
