@@ -122,7 +122,7 @@ class WorkerConn(Outgoing):
     # --- output ---------------------------------------------------------------------------
 
     def send(self, message: Message) -> None:
-        """Queue ``message``; it leaves after this loop iteration's commit."""
+        """Hold ``message``; it leaves after this loop iteration's commit succeeded."""
         if self.closed:
             return
         self._out += encode(message)
@@ -136,12 +136,17 @@ class WorkerConn(Outgoing):
             self.write_out()
 
     def reject(self, code: str, message: str) -> None:
-        """Send an ``error`` frame now (it reports no state) and close."""
+        """Send an ``error`` frame now (it reports no state) and close.
+
+        Only committed output goes before it; output still held for this iteration's
+        commit is dropped (a worker that lost an ack resends its outcome).
+        """
         self.owner.counters.protocol_errors += 1
         log.warning("job %s: closing worker connection: %s: %s", self.job_id, code, message)
         if not self.closed:
             with contextlib.suppress(OSError):
-                self.sock.send(bytes(self._out) + encode(Error(code=str(code), message=message)))
+                error = encode(Error(code=str(code), message=message))
+                self.sock.send(bytes(self._out.sendable) + error)
                 self.sock.shutdown(socket.SHUT_WR)
         self.close(f"{code}: {message}")
 

@@ -124,8 +124,12 @@ class Runner:
             log.error("job %s: cannot re-open %s: %s", attempt.job_id, attempt.endpoint, exc)
 
     def log_line(self, job: JobRecord, message: str) -> None:
+        """A ``[jobvisor]`` line in the job's log, written once this iteration has
+        committed: lines such as "attempt 2 completed" claim an outcome, and like
+        acks and events they must not reach anyone before the store holds it."""
         path = joblogs.log_path(self.settings.log_dir, job.id)
-        joblogs.append(path, self.sup.clock.wall(), "jobvisor", message)
+        wall = self.sup.clock.wall()
+        self.loop.after_commit(lambda: joblogs.append(path, wall, "jobvisor", message))
 
     def check_requested_endpoint(self, socket_path: str | None, tcp_port: int | None) -> None:
         """Refuse an explicit request for an endpoint some attempt holds."""
