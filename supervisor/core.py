@@ -273,7 +273,23 @@ class Supervisor:
     # --- events ---------------------------------------------------------------------------
 
     def emit(self, name: str, job: JobRecord | None = None, **data: Any) -> None:
-        """Queue an event; it reaches subscribers after this iteration's commit."""
+        """Queue an event; it reaches subscribers after this iteration's commit.
+
+        A job's events reach subscribers in the order they happened: progress waiting to
+        be coalesced is queued before any other event of its job.
+        """
+        if job is not None and job.id in self._progress_changed:
+            self._emit_progress(self._progress_changed.pop(job.id))
+        self._queue_event(name, job, data)
+
+    def _emit_progress(self, job: JobRecord) -> None:
+        self._queue_event(
+            "job.external.progress",
+            job,
+            {"percent": job.progress, "message": job.progress_message, "data": job.progress_data},
+        )
+
+    def _queue_event(self, name: str, job: JobRecord | None, data: dict[str, Any]) -> None:
         payload: dict[str, Any] = {}
         channels: tuple[str, ...] = ()
         if job is not None:
@@ -361,13 +377,7 @@ class Supervisor:
             # Coalesced: one event per job per iteration, with the latest progress.
             changed, self._progress_changed = self._progress_changed, {}
             for job in changed.values():
-                self.emit(
-                    "job.external.progress",
-                    job,
-                    percent=job.progress,
-                    message=job.progress_message,
-                    data=job.progress_data,
-                )
+                self._emit_progress(job)
         table = self.table
         if not table.has_hard_changes and not (self._flush_due and table.has_soft_changes):
             return
