@@ -28,8 +28,8 @@ class Attempt:
     endpoint: Endpoint
     token_hash: str
     proc: ProcessHandle | None = None  # None only until the worker is spawned
-    listener: JobListener | None = None
-    conn: WorkerConn | None = None  # the welcomed connection, if any
+    listener: JobListener[Attempt] | None = None
+    conn: WorkerConn[Attempt] | None = None  # the welcomed connection, if any
     last_seen: float = 0.0  # monotonic time of the last message from the worker
     stale: bool = False  # job.stale was emitted for the current silence
     outcome: str | None = None  # "completed" | "failed" | "cancelled" once committed

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from protocol import (
     PROTOCOL_VERSION,
@@ -29,14 +29,15 @@ from protocol import (
     Started,
     Welcome,
 )
-from supervisor import faults, joblogs
+from supervisor import channels, faults, joblogs
 from supervisor.attempts import Attempt, hash_token
 from supervisor.endpoints import remove_socket_file
 from supervisor.states import JobStatus, ProcessState
 
 if TYPE_CHECKING:
-    from supervisor.channels import WorkerConn
-    from supervisor.runner import Runner
+    from supervisor.ports import AttemptControl
+
+WorkerConn: TypeAlias = channels.WorkerConn[Attempt]
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,16 @@ HANDSHAKE_TIMEOUT = 10.0
 
 
 class Conversation:
-    def __init__(self, runner: Runner) -> None:
+    """The owner of every worker connection (``channels.Owner``); it reports to the
+    runner through ``ports.AttemptControl`` and never imports it."""
+
+    def __init__(self, runner: AttemptControl) -> None:
         self.runner = runner
         self.sup = runner.sup
-        self.counters = runner.counters
-        self.loop = runner.loop
-        self.table = runner.table
-        self.settings = runner.settings
+        self.counters = runner.sup.counters
+        self.loop = runner.sup.loop
+        self.table = runner.sup.table
+        self.settings = runner.sup.settings
 
     def on_worker_accepted(self, conn: WorkerConn) -> None:
         self.counters.worker_connections += 1
@@ -232,6 +236,8 @@ class Conversation:
         self.loop.after_commit(lambda: faults.reached("outcome"))
 
     def on_worker_closed(self, conn: WorkerConn) -> None:
+        """A connection closed (reported from the loop's ready queue, so no caller of
+        ours is on the stack: handling the exit here cannot run twice)."""
         self.loop.cancel_timer(("hello", conn.id))
         attempt = conn.attempt
         if attempt is None or attempt.conn is not conn or self.runner.detaching:

@@ -37,6 +37,7 @@ from supervisor.events import EventBus
 from supervisor.loop import Loop
 from supervisor.metrics import Counters
 from supervisor.records import JobKind, JobRecord, new_job_id
+from supervisor.recovery import recover
 from supervisor.runner import Runner
 from supervisor.states import ACTIVE, JobStatus
 from supervisor.stores import Store, make_store
@@ -77,7 +78,7 @@ class Supervisor:
         self.events = EventBus()
         self.kinds: dict[str, JobKind] = dict(settings.jobs)
         self.counters = Counters()
-        self.runner = Runner(self)
+        self.runner = Runner(self, recover)
         self.loop.commit = self._commit
         self.loop.busy = lambda: self.table.has_hard_changes
         self._start_queued = False

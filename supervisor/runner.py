@@ -28,14 +28,14 @@ import secrets
 import signal
 import socket
 from collections import Counter
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from protocol import (
     Cancel,
 )
-from supervisor import faults, joblogs, recovery
+from supervisor import faults, joblogs
 from supervisor.attempts import Attempt, hash_token
 from supervisor.channels import JobListener
 from supervisor.conversation import Conversation
@@ -55,7 +55,9 @@ from supervisor.records import JobKind, JobRecord
 from supervisor.states import JobStatus, ProcessState
 
 if TYPE_CHECKING:
-    from supervisor.core import Supervisor
+    from supervisor.ports import Core
+
+Recover = Callable[["Runner", list[JobRecord], list[JobRecord]], None]
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,9 @@ class _Watch:
 
 
 class Runner:
-    def __init__(self, sup: Supervisor) -> None:
+    def __init__(self, sup: Core, recover: Recover) -> None:
         self.sup = sup
+        self._recover = recover  # recovery.recover: the restart policy sits above us
         self.counters = sup.counters
         self.loop = sup.loop
         self.table = sup.table
@@ -111,7 +114,7 @@ class Runner:
         self.attempts[attempt.job_id] = attempt
         self._busy[attempt.kind.name] += 1
 
-    def listener(self, job_id: str, sock: socket.socket) -> JobListener:
+    def listener(self, job_id: str, sock: socket.socket) -> JobListener[Attempt]:
         """Serve ``sock`` (bound and listening) as the endpoint of ``job_id``."""
         return JobListener(self.loop, sock, job_id, self.conversation, self.settings.max_frame_size)
 
@@ -393,8 +396,11 @@ class Runner:
             return
         if not proc.poll():
             return  # spurious wakeup: not gone yet
-        if attempt.conn is not None:
-            attempt.conn.drain()  # whatever it wrote before exiting still counts
+        conn = attempt.conn
+        if conn is not None:
+            last_words = conn.drain()  # whatever it wrote before exiting still counts
+            if last_words:
+                self.conversation.on_worker_messages(conn, last_words)
         job = attempt.job
         if attempt.outcome is None and job.status is JobStatus.RUNNING:
             code = proc.returncode
@@ -456,7 +462,7 @@ class Runner:
     # --- restarts -------------------------------------------------------------------------
 
     def recover(self, running: list[JobRecord], finished: list[JobRecord]) -> None:
-        recovery.recover(self, running, finished)
+        self._recover(self, running, finished)
 
     def adopt(self, job: JobRecord, kind: JobKind, proc: ProcessHandle) -> Attempt:
         """Re-attach an attempt that a previous supervisor started (see ``recovery``)."""
