@@ -107,8 +107,15 @@ class Conversation:
             self._apply_progress(attempt, progress)
         attempt.last_seen = self.sup.clock.monotonic()
         attempt.stale = False
+        if not attempt.greeted:  # from now on, silence is judged by heartbeat_timeout
+            attempt.greeted = True
+            if attempt.outcome is None and not attempt.stopping:
+                self.runner.arm_watchdog(attempt)
         job = attempt.job
-        job.last_heartbeat = self.sup.clock.wall()
+        clock = self.sup.clock
+        job.last_heartbeat = clock.wall()
+        job.heartbeat_boottime = clock.boottime()  # what a restart judges silence by
+        job.boot_id = clock.boot_id
         self.table.touch(job)
 
     def _apply_progress(self, attempt: Attempt, message: Progress) -> None:

@@ -16,7 +16,9 @@ runs beside the previous attempt's process.
 
 Liveness uses the monotonic clock only: every batch of messages moves ``last_seen``;
 one watchdog timer per attempt re-arms itself from ``last_seen`` when it fires
-(``job.stale`` at one ``heartbeat_timeout`` of silence, kill at two).
+(``job.stale`` at one ``heartbeat_timeout`` of silence, kill at two). Until its first
+hello a worker has the reconnect window instead (``attempts.reconnect_window``): it
+connects on the workers' reconnect schedule, and may still be starting.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from protocol import (
     Cancel,
 )
 from supervisor import faults, joblogs
-from supervisor.attempts import Attempt, hash_token
+from supervisor.attempts import Attempt, hash_token, reconnect_window
 from supervisor.channels import JobListener
 from supervisor.conversation import Conversation
 from supervisor.endpoints import (
@@ -98,8 +100,10 @@ class Runner:
             prepare_socket_dir(self.settings.job_socket_dir)
 
     def give_up_window(self) -> float:
-        """How long a disconnected worker keeps trying before it stops itself."""
-        return self.settings.worker_give_up
+        """How long after its last stored heartbeat a disconnected worker may still be
+        trying: its give-up time, counted from its last contact, which the stored
+        heartbeat (written once per flush interval) can precede by one interval."""
+        return self.settings.worker_give_up + self.settings.flush_interval
 
     def busy_by_kind(self) -> Counter[str]:
         return Counter(self._busy)
@@ -176,6 +180,8 @@ class Runner:
                 tcp_port=endpoint.port,
                 token_hash=token_hash,
                 last_heartbeat=wall,
+                heartbeat_boottime=self.sup.clock.boottime(),
+                boot_id=self.sup.clock.boot_id,
                 progress=None,
                 progress_message=None,
                 progress_data=None,
@@ -310,8 +316,20 @@ class Runner:
 
     # --- liveness and stopping ------------------------------------------------------------
 
+    def _hello_window(self, attempt: Attempt) -> float | None:
+        """For a worker that has not said hello yet, how long it may take (it connects on
+        the workers' reconnect schedule, and starting an interpreter on a busy machine
+        can take longer than two heartbeat timeouts); ``None`` once it has."""
+        if attempt.greeted or attempt.conn is not None:
+            return None
+        return reconnect_window(
+            attempt.kind.heartbeat_timeout, self.settings.worker_reconnect_interval
+        )
+
     def arm_watchdog(self, attempt: Attempt) -> None:
-        timeout = attempt.kind.heartbeat_timeout * (2 if attempt.stale else 1)
+        timeout = self._hello_window(attempt)
+        if timeout is None:
+            timeout = attempt.kind.heartbeat_timeout * (2 if attempt.stale else 1)
         self.loop.call_at(
             ("watch", attempt.job_id), attempt.last_seen + timeout, lambda: self._watchdog(attempt)
         )
@@ -319,8 +337,15 @@ class Runner:
     def _watchdog(self, attempt: Attempt) -> None:
         if attempt.outcome is not None or attempt.stopping:
             return
-        timeout = attempt.kind.heartbeat_timeout
         silent = self.sup.clock.monotonic() - attempt.last_seen
+        window = self._hello_window(attempt)
+        if window is not None:
+            if silent >= window:
+                self.stop(attempt, f"the worker did not connect within {window:g} s", "stale")
+            else:
+                self.arm_watchdog(attempt)
+            return
+        timeout = attempt.kind.heartbeat_timeout
         if silent >= 2 * timeout:
             self.stop(
                 attempt,
