@@ -28,13 +28,14 @@ class Attempt:
     endpoint: Endpoint
     token_hash: str
     proc: ProcessHandle | None = None  # None only until the worker is spawned
-    listener: JobListener | None = None
-    conn: WorkerConn | None = None  # the welcomed connection, if any
+    listener: JobListener[Attempt] | None = None
+    conn: WorkerConn[Attempt] | None = None  # the welcomed connection, if any
     last_seen: float = 0.0  # monotonic time of the last message from the worker
     stale: bool = False  # job.stale was emitted for the current silence
     outcome: str | None = None  # "completed" | "failed" | "cancelled" once committed
     kill_reason: str | None = None  # why we are stopping it (first reason wins)
     kill_code: str = ""  # machine-readable reason: timeout, stale, cancelled, lost, linger
+    greeted: bool = False  # its worker has said hello (at least once)
 
     @property
     def job_id(self) -> str:
@@ -43,6 +44,23 @@ class Attempt:
     @property
     def stopping(self) -> bool:
         return self.kill_reason is not None
+
+
+# Seconds added to two reconnect intervals: start-up work (recovering many jobs, the first
+# commit) can separate the arming of a window from the moment we serve.
+RECONNECT_MARGIN = 1.0
+
+
+def reconnect_window(heartbeat_timeout: float, reconnect_interval: float) -> float:
+    """How long a worker that is not connected may take to say hello before it is given
+    up: a worker starting, or one whose supervisor restarted (docs/restarts.md).
+
+    It connects on the workers' own schedule: quick tries at first, then at most
+    ``reconnect_interval`` apart. One try may land just before our listener is ready,
+    so two intervals, plus the margin; never less than two heartbeat timeouts, the
+    silence that stops a connected worker.
+    """
+    return max(2 * heartbeat_timeout, 2 * reconnect_interval + RECONNECT_MARGIN)
 
 
 def hash_token(token: str) -> str:

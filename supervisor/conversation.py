@@ -11,7 +11,7 @@ What happens to processes (spawning, watching, stopping) is the ``Runner``'s bus
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from protocol import (
     Ack,
@@ -28,7 +28,7 @@ from protocol import (
     Started,
     Welcome,
 )
-from supervisor import faults, joblogs
+from supervisor import channels, faults, joblogs
 from supervisor.attempts import Attempt
 from supervisor.endpoints import remove_socket_file
 from supervisor.handshake import Handshake
@@ -36,8 +36,9 @@ from supervisor.logthrottle import LogThrottle
 from supervisor.states import JobStatus, ProcessState
 
 if TYPE_CHECKING:
-    from supervisor.channels import WorkerConn
-    from supervisor.runner import Runner
+    from supervisor.ports import AttemptControl
+
+WorkerConn: TypeAlias = channels.WorkerConn[Attempt]
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,16 @@ LOG_TS_SLACK = 60.0
 
 
 class Conversation:
-    def __init__(self, runner: Runner) -> None:
+    """The owner of every worker connection (``channels.Owner``); it reports to the
+    runner through ``ports.AttemptControl`` and never imports it."""
+
+    def __init__(self, runner: AttemptControl) -> None:
         self.runner = runner
         self.sup = runner.sup
-        self.counters = runner.counters
-        self.loop = runner.loop
-        self.table = runner.table
-        self.settings = runner.settings
+        self.counters = runner.sup.counters
+        self.loop = runner.sup.loop
+        self.table = runner.sup.table
+        self.settings = runner.sup.settings
         self.handshake = Handshake(runner)
         # "worker reconnected" job-log lines, per job: a worker welcomed and dropped over
         # and over must not fill its job's log (events and counters still see each one).
@@ -106,8 +110,15 @@ class Conversation:
             self._apply_progress(attempt, progress)
         attempt.last_seen = self.sup.clock.monotonic()
         attempt.stale = False
+        if not attempt.greeted:  # from now on, silence is judged by heartbeat_timeout
+            attempt.greeted = True
+            if attempt.outcome is None and not attempt.stopping:
+                self.runner.arm_watchdog(attempt)
         job = attempt.job
-        job.last_heartbeat = self.sup.clock.wall()
+        clock = self.sup.clock
+        job.last_heartbeat = clock.wall()
+        job.heartbeat_boottime = clock.boottime()  # what a restart judges silence by
+        job.boot_id = clock.boot_id
         self.table.touch(job)
 
     def _apply_progress(self, attempt: Attempt, message: Progress) -> None:
@@ -260,6 +271,8 @@ class Conversation:
         self.loop.after_commit(lambda: faults.reached("outcome"))
 
     def on_worker_closed(self, conn: WorkerConn) -> None:
+        """A connection closed (reported from the loop's ready queue, so no caller of
+        ours is on the stack: handling the exit here cannot run twice)."""
         self.loop.cancel_timer(("hello", conn.id))
         attempt = conn.attempt
         if attempt is None or attempt.conn is not conn or self.runner.detaching:

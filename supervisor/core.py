@@ -38,6 +38,7 @@ from supervisor.events import EventBus
 from supervisor.loop import Loop
 from supervisor.metrics import Counters
 from supervisor.records import JobKind, JobRecord, new_job_id
+from supervisor.recovery import recover
 from supervisor.runner import Runner
 from supervisor.statelock import StateLock
 from supervisor.states import ACTIVE, JobStatus
@@ -79,7 +80,7 @@ class Supervisor:
         self.events = EventBus()
         self.kinds: dict[str, JobKind] = dict(settings.jobs)
         self.counters = Counters()
-        self.runner = Runner(self)
+        self.runner = Runner(self, recover)
         self.loop.commit = self._commit
         self.loop.busy = lambda: self.table.has_hard_changes
         self._start_queued = False
@@ -285,7 +286,23 @@ class Supervisor:
     # --- events ---------------------------------------------------------------------------
 
     def emit(self, name: str, job: JobRecord | None = None, **data: Any) -> None:
-        """Queue an event; it reaches subscribers after this iteration's commit."""
+        """Queue an event; it reaches subscribers after this iteration's commit.
+
+        A job's events reach subscribers in the order they happened: progress waiting to
+        be coalesced is queued before any other event of its job.
+        """
+        if job is not None and job.id in self._progress_changed:
+            self._emit_progress(self._progress_changed.pop(job.id))
+        self._queue_event(name, job, data)
+
+    def _emit_progress(self, job: JobRecord) -> None:
+        self._queue_event(
+            "job.external.progress",
+            job,
+            {"percent": job.progress, "message": job.progress_message, "data": job.progress_data},
+        )
+
+    def _queue_event(self, name: str, job: JobRecord | None, data: dict[str, Any]) -> None:
         payload: dict[str, Any] = {}
         channels: tuple[str, ...] = ()
         if job is not None:
@@ -373,13 +390,7 @@ class Supervisor:
             # Coalesced: one event per job per iteration, with the latest progress.
             changed, self._progress_changed = self._progress_changed, {}
             for job in changed.values():
-                self.emit(
-                    "job.external.progress",
-                    job,
-                    percent=job.progress,
-                    message=job.progress_message,
-                    data=job.progress_data,
-                )
+                self._emit_progress(job)
         table = self.table
         if not table.has_hard_changes and not (self._flush_due and table.has_soft_changes):
             return

@@ -1,4 +1,4 @@
-"""Events: names listed in docs/states.md, in-process subscribers with ``*`` wildcards, a replay ring.
+"""Events (named in docs/states.md), in-process subscribers with ``*`` wildcards, a replay ring.
 
 ``emit`` is called by the supervisor core *after* the state change it reports is
 committed (the loop releases events only after its commit phase), so a subscriber never

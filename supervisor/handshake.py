@@ -26,7 +26,7 @@ from protocol import PROTOCOL_VERSION, Auth, Challenge, ErrorCode, Hello, handsh
 if TYPE_CHECKING:
     from supervisor.attempts import Attempt
     from supervisor.channels import WorkerConn
-    from supervisor.runner import Runner
+    from supervisor.ports import AttemptControl
 
 
 @dataclass(slots=True, frozen=True)
@@ -41,11 +41,13 @@ class PendingAuth:
 class Handshake:
     """Challenges hellos and checks auths for the job sockets of one supervisor."""
 
-    def __init__(self, runner: Runner, urandom: Callable[[int], bytes] = os.urandom) -> None:
+    def __init__(
+        self, runner: AttemptControl, urandom: Callable[[int], bytes] = os.urandom
+    ) -> None:
         self.runner = runner
         self._urandom = urandom
 
-    def challenge(self, conn: WorkerConn, hello: Hello) -> None:
+    def challenge(self, conn: WorkerConn[Attempt], hello: Hello) -> None:
         """Answer a first ``hello`` with a ``challenge`` (or refuse it and close)."""
         if hello.v != PROTOCOL_VERSION:
             conn.reject(
@@ -81,10 +83,10 @@ class Handshake:
         proof = handshake.supervisor_proof(key, conn.job_id, hello.nonce, nonce)
         conn.send(Challenge(nonce=nonce, proof=proof))
 
-    def verify(self, conn: WorkerConn, auth: Auth) -> PendingAuth | None:
+    def verify(self, conn: WorkerConn[Attempt], auth: Auth) -> PendingAuth | None:
         """Check the ``auth`` of a challenged connection; ``None``: refused and closed."""
         pending = conn.handshake
-        assert pending is not None
+        assert isinstance(pending, PendingAuth)
         conn.handshake = None
         if not handshake.proofs_match(pending.expected_proof, auth.proof):
             conn.reject(

@@ -50,37 +50,94 @@ IO_BUDGET = 0.02
 
 
 class Flushable(Protocol):
+    def release(self) -> None: ...
+    def drop_held(self) -> None: ...
     def flush(self) -> None: ...
+
+
+class OutBuffer:
+    """A connection's output in two parts: bytes *held* until the iteration's commit,
+    and bytes *released* (committed) that may be sent.
+
+    Handlers append (``buf += data``) to the held part; only the loop moves held bytes
+    across, with ``release``, once the commit has succeeded, and drops them with
+    ``drop_held`` when it failed. ``sendable`` is all a socket ever sees, so no close
+    path (a flush before closing, an error frame sent at once) can send a byte whose
+    state the store does not hold. ``len`` counts both parts: a connection with held
+    output still has something to say.
+    """
+
+    __slots__ = ("_held", "sendable")
+
+    def __init__(self) -> None:
+        self._held = bytearray()
+        self.sendable = bytearray()
+
+    def __iadd__(self, data: bytes | bytearray) -> OutBuffer:
+        self._held += data
+        return self
+
+    def __len__(self) -> int:
+        return len(self._held) + len(self.sendable)
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def release(self) -> None:
+        if self._held:
+            self.sendable += self._held
+            self._held.clear()
+
+    def drop_held(self) -> None:
+        self._held.clear()
+
+    def clear(self) -> None:
+        self._held.clear()
+        self.sendable.clear()
 
 
 class Outgoing:
     """The output side of a connection (asyncio's selector transports do the same):
-    write optimistically, and watch EVENT_WRITE only while bytes are left over."""
+    write optimistically, and watch EVENT_WRITE only while bytes are left over.
+
+    What a handler writes waits in ``_out`` (an ``OutBuffer``) until the loop has
+    committed the iteration that wrote it (see ``Loop.commit_and_release``).
+    """
 
     __slots__ = ("_out", "_writing")
     loop: Loop
     sock: socket.socket
 
     def __init__(self) -> None:
-        self._out = bytearray()
+        self._out = OutBuffer()
         self._writing = False
 
     def _on_io(self, mask: int) -> None: ...
 
     def close(self, reason: str = "closed") -> None: ...
 
+    def release(self) -> None:
+        """The iteration's commit succeeded: what was held may leave (loop only)."""
+        self._out.release()
+
+    def drop_held(self) -> None:
+        """The iteration's commit failed: what was held must never leave (loop only)."""
+        self._out.drop_held()
+
     def write_out(self) -> bool:
-        """Send what is buffered; ``False`` if the connection broke (it is then closed)."""
-        if self._out:
+        """Send what is released; ``False`` if the connection broke (it is then closed)."""
+        out = self._out.sendable
+        if out:
             try:
-                sent = self.sock.send(self._out)
+                sent = self.sock.send(out)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
                 self.close(f"write failed: {exc}")
                 return False
-            del self._out[:sent]
-        want = bool(self._out)
+            del out[:sent]
+        want = bool(out)
         if want != self._writing:
             self._writing = want
             self.loop.set_events(self.sock, EVENT_READ | (EVENT_WRITE if want else 0), self._on_io)
@@ -149,7 +206,7 @@ class Loop:
         self._after_commit.append(callback)
 
     def want_flush(self, writer: Flushable) -> None:
-        """Flush ``writer``'s buffered output after this iteration's commit."""
+        """Release and flush ``writer``'s held output after this iteration's commit."""
         self._writers[id(writer)] = writer
 
     def wakeup(self) -> None:
@@ -228,18 +285,32 @@ class Loop:
         """Commit, then release what the iteration produced: events and callbacks, then bytes.
 
         Callbacks run after a commit may change state again (a subscriber cancels a job);
-        that is committed too before any buffered byte leaves the process.
+        that is committed too before any held byte is released. When a commit fails,
+        everything the iteration held back (callbacks, events, bytes) is dropped before
+        the ``StoreError`` propagates: whatever closes the connections afterwards finds
+        only bytes that were committed.
         """
-        self.commit()
-        while self._after_commit:
-            callbacks, self._after_commit = self._after_commit, []
-            for callback in callbacks:
-                self._run(callback)
+        try:
             self.commit()
+            while self._after_commit:
+                callbacks, self._after_commit = self._after_commit, []
+                for callback in callbacks:
+                    self._run(callback)
+                self.commit()
+        except StoreError:
+            self._drop_held()
+            raise
         if self._writers:
             writers, self._writers = self._writers, {}
             for writer in writers.values():
+                writer.release()
                 self._run(writer.flush)
+
+    def _drop_held(self) -> None:
+        self._after_commit.clear()
+        writers, self._writers = self._writers, {}
+        for writer in writers.values():
+            writer.drop_held()
 
     def run_forever(self) -> None:
         self.thread = threading.current_thread()

@@ -7,11 +7,39 @@ message); gauges are computed from the job table when scraped.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from supervisor.core import Supervisor
+    from supervisor.clock import Clock
+    from supervisor.records import JobRecord
+
+
+class _Live(Protocol):
+    @property
+    def conn(self) -> object | None: ...
+
+
+class _Attempts(Protocol):
+    @property
+    def attempts(self) -> Mapping[str, _Live]: ...
+
+
+class Scraped(Protocol):
+    """What a scrape reads (the supervisor core provides it; this module sits below it
+    and does not import it)."""
+
+    @property
+    def counters(self) -> Counters: ...
+    @property
+    def table(self) -> Iterable[JobRecord]: ...
+    @property
+    def runner(self) -> _Attempts: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def started_at(self) -> float: ...
 
 
 @dataclass(slots=True)
@@ -46,7 +74,7 @@ _HELP = {
 }
 
 
-def render(sup: Supervisor) -> str:
+def render(sup: Scraped) -> str:
     lines = []
     counters = sup.counters
     for f in fields(counters):

@@ -14,6 +14,12 @@ Kernel facts this relies on (Linux):
 * A PID alone does not name a process: PIDs are recycled. A process is identified by
   (pid, start time); psutil reads the start time from /proc. The pidfd is opened first
   and the start time checked after, so the pidfd cannot refer to a recycled PID.
+* A process group outlives its leader while any member lives, and Linux does not hand
+  out a PID that is still some group's ID. So once the worker (a group leader) has
+  exited, ``killpg(pid)`` reaches exactly the children it left behind, and nobody
+  else. Whether the worker leads its group is known for ours (we made it so) and
+  checked for an adopted one while it is alive and identified (``adopt``); a worker
+  that does not lead a group is only ever signalled itself, never a group.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ def describe_exit(returncode: int | None) -> str:
 class ProcessHandle:
     """One worker process: ours (``popen`` set) or adopted after a restart."""
 
-    __slots__ = ("exited", "pid", "pidfd", "popen", "returncode", "start_time")
+    __slots__ = ("exited", "leads_group", "pid", "pidfd", "popen", "returncode", "start_time")
 
     def __init__(
         self, pid: int, start: float | None, popen: subprocess.Popen[bytes] | None = None
@@ -78,6 +84,8 @@ class ProcessHandle:
         self.pidfd: int | None = None
         self.exited = False
         self.returncode: int | None = None
+        # Its process group is its own: signals and the final sweep go to the group.
+        self.leads_group = popen is not None
 
     @classmethod
     def adopt(cls, pid: int, expected_start: float | None) -> ProcessHandle | None:
@@ -87,6 +95,8 @@ class ProcessHandle:
         if not same_process(pid, expected_start):
             handle.close()
             return None
+        with contextlib.suppress(OSError):
+            handle.leads_group = os.getpgid(pid) == pid
         return handle
 
     def open_pidfd(self) -> None:
@@ -112,16 +122,24 @@ class ProcessHandle:
         return True
 
     def signal_group(self, sig: int) -> None:
-        """Send ``sig`` to the worker's process group (it leads one); never raises."""
+        """Send ``sig`` to the worker's process group (or, if it leads none, to the
+        worker alone) while it lives; never raises."""
         if self.poll():
             return
         try:
-            if os.getpgid(self.pid) == self.pid:
+            if self.leads_group:
                 os.killpg(self.pid, sig)
             else:
                 os.kill(self.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+    def kill_leftovers(self) -> None:
+        """The worker has exited: SIGKILL what is left of its process group, so nothing
+        it started runs beside a retry (see the module docstring for why this is safe)."""
+        if self.leads_group:
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, signal.SIGKILL)
 
     def close(self) -> None:
         if self.pidfd is not None:

@@ -1,6 +1,6 @@
 """What the supervisor persists about a job, and how a job kind is defined.
 
-``JobRecord`` is exactly the row a store keeps (SPEC §5); everything that only makes
+``JobRecord`` is exactly the row a store keeps (docs/persistence.md); everything that only makes
 sense while this supervisor process lives (sockets, timers, process handles) sits in
 ``live.Attempt`` instead, so a record can always be written and read back whole.
 """
@@ -41,6 +41,10 @@ class JobRecord:
     tcp_port: int | None = None
     token_hash: str | None = None  # sha256 of the current attempt's token, never the token
     last_heartbeat: float | None = None  # wall time of the last message from the worker
+    # The same instant on the machine's boot clock, and that boot's id: "last heard from
+    # N s ago" across a restart is judged on these, immune to wall-clock steps.
+    heartbeat_boottime: float | None = None
+    boot_id: str | None = None
     progress: float | None = None
     progress_message: str | None = None
     progress_data: Any = None

@@ -1,14 +1,28 @@
-"""Surviving a restart (SPEC §6): decide, for every attempt a previous supervisor left
-running, whether its worker is still out there, and re-attach it or declare it lost.
+"""Surviving a restart (docs/restarts.md): decide, for every attempt a previous
+supervisor left running, whether its worker is still out there, and re-attach it or
+declare it lost.
 
 A worker is alive when (1) its PID exists *and* started at the stored time (a recycled
-PID is somebody else), and (2) its last stored heartbeat is younger than the workers'
-give-up window: a worker that reached no supervisor for that long has stopped itself.
+PID is somebody else), and (2) it was last heard from less than the workers' give-up
+window ago: a worker that reached no supervisor for that long has stopped itself.
 Alive workers get their endpoint back (reserved, re-opened on the same path or port),
-state ``orphaned``, and ``2 * heartbeat_timeout`` from now to say hello; ``job.reconnected``
-is emitted on that hello. Everything else is ``job.lost``: the attempt fails and is
-retried if attempts remain; a process that still exists is stopped first, so the retry
-never runs beside it.
+state ``orphaned``, and the orphan window (``attempts.reconnect_window``) from now to
+say hello;
+``job.reconnected`` is emitted on that hello. Everything else is ``job.lost``: the
+attempt fails and is retried if attempts remain; a process that still exists is
+stopped first, so the retry never runs beside it.
+
+Both waits are measured on clocks a wall-clock step cannot move. "Last heard from N s
+ago" compares the boot-clock reading stored with each heartbeat (``CLOCK_BOOTTIME``)
+with the boot clock now, when both belong to the same boot (``boot_id``); only across
+a reboot, or for rows written before boot readings were stored, is it wall time. The
+orphan window is a monotonic timer. It fits the workers' own reconnect schedule: a
+disconnected worker tries again at most ``worker_reconnect_interval`` apart (the
+schedule the supervisor hands it in ``welcome``), so the window is at least two such
+intervals (one try may land just before our listener is back, the next must not be
+missed) plus a margin for the start-up work between arming the window and serving, and
+never less than two heartbeat timeouts. A freshly spawned worker gets the same window
+for its first hello (``Runner``'s watchdog).
 
 Two rarer cases are handled too. A job marked running whose PID was never committed
 (the supervisor died between committing the start and committing the spawn) is looked
@@ -27,13 +41,14 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from supervisor.attempts import Attempt
+from supervisor.attempts import Attempt, reconnect_window
 from supervisor.endpoints import clean_stale_sockets
 from supervisor.procs import ProcessHandle
 from supervisor.records import JobKind, JobRecord
 from supervisor.states import JobStatus, ProcessState
 
 if TYPE_CHECKING:
+    from supervisor.clock import Clock
     from supervisor.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -81,8 +96,7 @@ def _recover_running(runner: Runner, job: JobRecord, adopt: _Adopter) -> None:
         proc = find_worker(job.id)
         if proc is not None:
             runner.table.update(job, pid=proc.pid, pid_start_time=proc.start_time)
-    seen = job.last_heartbeat or job.started_at or job.created_at
-    age = sup.clock.wall() - seen
+    age = silence(sup.clock, job)
     window = runner.give_up_window()
     has_endpoint = job.socket_path is not None or job.tcp_port is not None
     reason: str | None = None
@@ -139,8 +153,22 @@ def _announce_lost(runner: Runner, job: JobRecord, reason: str) -> None:
     runner.log_line(job, f"worker lost: {reason}")
 
 
+def silence(clock: Clock, job: JobRecord) -> float:
+    """Seconds since the job's worker was last heard from (see the module docstring)."""
+    if (
+        job.heartbeat_boottime is not None
+        and job.boot_id is not None
+        and job.boot_id == clock.boot_id
+    ):
+        return clock.boottime() - job.heartbeat_boottime
+    seen = job.last_heartbeat or job.started_at or job.created_at
+    return clock.wall() - seen
+
+
 def _arm_orphan_window(runner: Runner, attempt: Attempt) -> None:
-    window = 2 * attempt.kind.heartbeat_timeout
+    window = reconnect_window(
+        attempt.kind.heartbeat_timeout, runner.settings.worker_reconnect_interval
+    )
 
     def expired() -> None:
         if runner.attempts.get(attempt.job_id) is not attempt or attempt.conn is not None:

@@ -16,7 +16,9 @@ runs beside the previous attempt's process.
 
 Liveness uses the monotonic clock only: every batch of messages moves ``last_seen``;
 one watchdog timer per attempt re-arms itself from ``last_seen`` when it fires
-(``job.stale`` at one ``heartbeat_timeout`` of silence, kill at two).
+(``job.stale`` at one ``heartbeat_timeout`` of silence, kill at two). Until its first
+hello a worker has the reconnect window instead (``attempts.reconnect_window``): it
+connects on the workers' reconnect schedule, and may still be starting.
 """
 
 from __future__ import annotations
@@ -28,15 +30,15 @@ import secrets
 import signal
 import socket
 from collections import Counter
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from protocol import (
     Cancel,
 )
-from supervisor import faults, joblogs, recovery
-from supervisor.attempts import Attempt, hash_token
+from supervisor import faults, joblogs
+from supervisor.attempts import Attempt, hash_token, reconnect_window
 from supervisor.channels import JobListener
 from supervisor.conversation import Conversation
 from supervisor.endpoints import (
@@ -55,7 +57,9 @@ from supervisor.records import JobKind, JobRecord
 from supervisor.states import JobStatus, ProcessState
 
 if TYPE_CHECKING:
-    from supervisor.core import Supervisor
+    from supervisor.ports import Core
+
+Recover = Callable[["Runner", list[JobRecord], list[JobRecord]], None]
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +76,9 @@ class _Watch:
 
 
 class Runner:
-    def __init__(self, sup: Supervisor) -> None:
+    def __init__(self, sup: Core, recover: Recover) -> None:
         self.sup = sup
+        self._recover = recover  # recovery.recover: the restart policy sits above us
         self.counters = sup.counters
         self.loop = sup.loop
         self.table = sup.table
@@ -95,8 +100,10 @@ class Runner:
             prepare_socket_dir(self.settings.job_socket_dir)
 
     def give_up_window(self) -> float:
-        """How long a disconnected worker keeps trying before it stops itself."""
-        return self.settings.worker_give_up
+        """How long after its last stored heartbeat a disconnected worker may still be
+        trying: its give-up time, counted from its last contact, which the stored
+        heartbeat (written once per flush interval) can precede by one interval."""
+        return self.settings.worker_give_up + self.settings.flush_interval
 
     def busy_by_kind(self) -> Counter[str]:
         return Counter(self._busy)
@@ -111,7 +118,7 @@ class Runner:
         self.attempts[attempt.job_id] = attempt
         self._busy[attempt.kind.name] += 1
 
-    def listener(self, job_id: str, sock: socket.socket) -> JobListener:
+    def listener(self, job_id: str, sock: socket.socket) -> JobListener[Attempt]:
         """Serve ``sock`` (bound and listening) as the endpoint of ``job_id``."""
         return JobListener(self.loop, sock, job_id, self.conversation, self.settings.max_frame_size)
 
@@ -124,8 +131,12 @@ class Runner:
             log.error("job %s: cannot re-open %s: %s", attempt.job_id, attempt.endpoint, exc)
 
     def log_line(self, job: JobRecord, message: str) -> None:
+        """A ``[jobvisor]`` line in the job's log, written once this iteration has
+        committed: lines such as "attempt 2 completed" claim an outcome, and like
+        acks and events they must not reach anyone before the store holds it."""
         path = joblogs.log_path(self.settings.log_dir, job.id)
-        joblogs.append(path, self.sup.clock.wall(), "jobvisor", message)
+        wall = self.sup.clock.wall()
+        self.loop.after_commit(lambda: joblogs.append(path, wall, "jobvisor", message))
 
     def check_requested_endpoint(self, socket_path: str | None, tcp_port: int | None) -> None:
         """Refuse an explicit request for an endpoint some attempt holds."""
@@ -169,6 +180,8 @@ class Runner:
                 tcp_port=endpoint.port,
                 token_hash=token_hash,
                 last_heartbeat=wall,
+                heartbeat_boottime=self.sup.clock.boottime(),
+                boot_id=self.sup.clock.boot_id,
                 progress=None,
                 progress_message=None,
                 progress_data=None,
@@ -303,8 +316,20 @@ class Runner:
 
     # --- liveness and stopping ------------------------------------------------------------
 
+    def _hello_window(self, attempt: Attempt) -> float | None:
+        """For a worker that has not said hello yet, how long it may take (it connects on
+        the workers' reconnect schedule, and starting an interpreter on a busy machine
+        can take longer than two heartbeat timeouts); ``None`` once it has."""
+        if attempt.greeted or attempt.conn is not None:
+            return None
+        return reconnect_window(
+            attempt.kind.heartbeat_timeout, self.settings.worker_reconnect_interval
+        )
+
     def arm_watchdog(self, attempt: Attempt) -> None:
-        timeout = attempt.kind.heartbeat_timeout * (2 if attempt.stale else 1)
+        timeout = self._hello_window(attempt)
+        if timeout is None:
+            timeout = attempt.kind.heartbeat_timeout * (2 if attempt.stale else 1)
         self.loop.call_at(
             ("watch", attempt.job_id), attempt.last_seen + timeout, lambda: self._watchdog(attempt)
         )
@@ -312,8 +337,15 @@ class Runner:
     def _watchdog(self, attempt: Attempt) -> None:
         if attempt.outcome is not None or attempt.stopping:
             return
-        timeout = attempt.kind.heartbeat_timeout
         silent = self.sup.clock.monotonic() - attempt.last_seen
+        window = self._hello_window(attempt)
+        if window is not None:
+            if silent >= window:
+                self.stop(attempt, f"the worker did not connect within {window:g} s", "stale")
+            else:
+                self.arm_watchdog(attempt)
+            return
+        timeout = attempt.kind.heartbeat_timeout
         if silent >= 2 * timeout:
             self.stop(
                 attempt,
@@ -389,8 +421,11 @@ class Runner:
             return
         if not proc.poll():
             return  # spurious wakeup: not gone yet
-        if attempt.conn is not None:
-            attempt.conn.drain()  # whatever it wrote before exiting still counts
+        conn = attempt.conn
+        if conn is not None:
+            last_words = conn.drain()  # whatever it wrote before exiting still counts
+            if last_words:
+                self.conversation.on_worker_messages(conn, last_words)
         job = attempt.job
         if attempt.outcome is None and job.status is JobStatus.RUNNING:
             code = proc.returncode
@@ -403,10 +438,7 @@ class Runner:
                 message, reason = describe_exit(code), "exit"
             attempt.outcome = "failed"
             self.sup.attempt_failed(job, {"message": message, "reason": reason, "exit_code": code})
-        if proc.popen is not None:
-            # Leftovers in its process group must not run beside a retry.
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        proc.kill_leftovers()  # ours or adopted: its children must not outlive it
         self.log_line(job, f"attempt {attempt.number}: worker {describe_exit(proc.returncode)}")
         self._end(attempt)
 
@@ -455,7 +487,7 @@ class Runner:
     # --- restarts -------------------------------------------------------------------------
 
     def recover(self, running: list[JobRecord], finished: list[JobRecord]) -> None:
-        recovery.recover(self, running, finished)
+        self._recover(self, running, finished)
 
     def adopt(self, job: JobRecord, kind: JobKind, proc: ProcessHandle) -> Attempt:
         """Re-attach an attempt that a previous supervisor started (see ``recovery``)."""

@@ -1,4 +1,7 @@
-"""Stores: where the supervisor persists jobs (docs/persistence.md). ``make_store`` picks one by name."""
+"""Stores: where the supervisor persists jobs (docs/persistence.md).
+
+``make_store`` picks one by name.
+"""
 
 from __future__ import annotations
 

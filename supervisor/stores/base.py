@@ -28,7 +28,9 @@ class Store(Protocol):
     def close(self) -> None: ...
 
     def write(self, jobs: Sequence[JobRecord], soft: Sequence[JobRecord] = ()) -> None:
-        """Commit ``jobs`` whole and the heartbeat/progress of ``soft``, atomically."""
+        """Commit ``jobs`` whole and the soft fields of ``soft``, atomically: the
+        heartbeat (``last_heartbeat``, ``heartbeat_boottime``, ``boot_id``) and the
+        progress (``progress``, ``progress_message``, ``progress_data``)."""
 
     def load_active(self) -> list[JobRecord]:
         """Every job that is pending, scheduled or running, in ``seq`` order."""

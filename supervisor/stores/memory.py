@@ -27,6 +27,8 @@ class MemoryStore:
             row = self._rows.get(job.id)
             if row is not None:
                 row.last_heartbeat = job.last_heartbeat
+                row.heartbeat_boottime = job.heartbeat_boottime
+                row.boot_id = job.boot_id
                 row.progress = job.progress
                 row.progress_message = job.progress_message
                 row.progress_data = job.progress_data

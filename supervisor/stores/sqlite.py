@@ -71,6 +71,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX jobs_created ON jobs (created_at);
     CREATE INDEX jobs_finished ON jobs (finished_at);
     """,
+    # 1 -> 2: each heartbeat's instant on the boot clock, and the boot's id, so that a
+    # restarted supervisor judges a worker's silence without trusting the wall clock.
+    """
+    ALTER TABLE jobs ADD COLUMN heartbeat_boottime REAL;
+    ALTER TABLE jobs ADD COLUMN boot_id TEXT;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -84,8 +90,8 @@ _UPSERT: Final = (
     f"ON CONFLICT (id) DO UPDATE SET {_UPDATES}"
 )
 _SOFT: Final = (
-    "UPDATE jobs SET last_heartbeat = ?, progress = ?, progress_message = ?, "
-    "progress_data = ? WHERE id = ?"
+    "UPDATE jobs SET last_heartbeat = ?, heartbeat_boottime = ?, boot_id = ?, progress = ?, "
+    "progress_message = ?, progress_data = ? WHERE id = ?"
 )
 _ACTIVE = tuple(s.value for s in (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RUNNING))
 
@@ -205,6 +211,8 @@ class SqliteStore:
                         [
                             (
                                 j.last_heartbeat,
+                                j.heartbeat_boottime,
+                                j.boot_id,
                                 j.progress,
                                 j.progress_message,
                                 None if j.progress_data is None else pack(j.progress_data),

@@ -18,6 +18,7 @@ def write_config(
     concurrency: int = 40,
     extra: str = "",
     kind: str = "",
+    heartbeat_timeout: float = 2.0,
 ) -> Path:
     config = tmp_path / "jobvisor.toml"
     config.write_text(f"""
@@ -33,7 +34,7 @@ kill_grace = 1.0
 command = "{sys.executable}"
 args = ["{WORKERS / "scripted.py"}"]
 env = {{ JOBVISOR_TEST_RUN = "{marker}" }}
-heartbeat_timeout = 2.0
+heartbeat_timeout = {heartbeat_timeout}
 retry_delay = 0.1
 {kind}
 """)

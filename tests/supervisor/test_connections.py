@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import resource
 import socket
 import sys
 import time
@@ -10,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import protocol
-from supervisor import conversation
+from supervisor import channels, conversation
 from supervisor.records import JobKind
 from supervisor.testing import TEST_RUN_VAR, process_gone, wait_for
 
@@ -129,3 +133,86 @@ def test_a_pending_job_whose_kind_is_removed_fails_without_an_attempt(start, wor
     assert job["attempts"] == 0
     assert job["error"]["reason"] == "config"
     assert "no job kind named 'doomed'" in job["error"]["message"]
+
+
+def _connect(address: str) -> socket.socket:
+    if address.startswith("tcp://"):
+        host, port = address.removeprefix("tcp://").rsplit(":", 1)
+        return socket.create_connection((host, int(port)), timeout=10)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(10)
+    sock.connect(address)
+    return sock
+
+
+def _refusal(sock: socket.socket) -> protocol.Message:
+    """The first frame the supervisor sends on ``sock`` (a refusal is one ``error``)."""
+    decoder = protocol.Decoder()
+    while True:
+        data = sock.recv(65536)
+        assert data, "connection closed without an error frame"
+        frames = decoder.feed(data)
+        if frames:
+            return frames[0]
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_a_connection_over_the_pending_handshake_cap_gets_an_error_frame(
+    transport, start, worker, tmp_path
+):
+    """Past the cap of connections waiting for their hello, one more is told why."""
+    gate = tmp_path / "gate-{job}"
+    sv = start({"late": worker("late.py", env={"LATE_GATE": str(gate)})}, transport=transport)
+    job_id = sv.enqueue("late")
+    address = wait_for(lambda: sv.job(job_id)["socket"])
+    silent = [_connect(address) for _ in range(channels.MAX_PENDING_HANDSHAKES)]
+    try:
+        with _connect(address) as extra:
+            # Unread input must not turn into a reset; the refusal may come before we send.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                extra.sendall(b"\0\0\0\x05hello")
+            reply = _refusal(extra)
+        assert isinstance(reply, protocol.Error)
+        assert reply.code == "unexpected_message"
+        assert "too many connections without a hello" in reply.message
+    finally:
+        for sock in silent:
+            sock.close()
+    (tmp_path / f"gate-{job_id}").touch()
+    assert sv.wait(job_id)["status"] == "completed"
+
+
+def test_a_connection_refused_at_the_fd_limit_gets_an_error_frame(start, worker, tmp_path, caplog):
+    """Out of descriptors, a worker's connection gets an error frame, warnings stay few."""
+    gate = tmp_path / "gate-{job}"
+    sv = start({"late": worker("late.py", env={"LATE_GATE": str(gate)})})
+    job_id = sv.enqueue("late")
+    address = wait_for(lambda: sv.job(job_id)["socket"])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    fillers: list[int] = []
+    socks = [socket.socket(socket.AF_UNIX) for _ in range(20)]  # ours, before the limit
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 64, hard))
+        with contextlib.suppress(OSError):
+            while True:
+                fillers.append(os.open(os.devnull, os.O_RDONLY))
+        with caplog.at_level(logging.WARNING, logger="supervisor.channels"):
+            replies = []
+            for sock in socks:  # every connection at the limit is refused, not logged each
+                sock.settimeout(10)
+                sock.connect(address)
+                replies.append(_refusal(sock))
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for sock in socks:
+            sock.close()
+    reply = replies[0]
+    assert isinstance(reply, protocol.Error)
+    assert reply.code == "unexpected_message"
+    assert "file descriptors" in reply.message
+    accept_lines = [r for r in caplog.records if "accept failed" in r.getMessage()]
+    assert 1 <= len(accept_lines) <= 5
+    (tmp_path / f"gate-{job_id}").touch()
+    assert sv.wait(job_id)["status"] == "completed"

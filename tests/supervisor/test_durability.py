@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 import protocol
-from supervisor.testing import ServerProcess, kill_workers, raw_handshake, wait_for
+from supervisor.client import ClientError
+from supervisor.core import Supervisor
+from supervisor.errors import StoreError
+from supervisor.states import ProcessState
+from supervisor.stores import SqliteStore
+from supervisor.testing import ServerProcess, kill_workers, make_settings, raw_handshake, wait_for
+from tests.supervisor.failingstore import TRIGGER, FailingStore
 from tests.supervisor.serverconfig import write_config
+
+ROOT = Path(__file__).resolve().parents[2]
+FAILING_STORE = f"""
+store = "tests.supervisor.failingstore:FailingStore"
+python_path = ["{ROOT}"]
+"""
+EXIT_STORE = 5  # the CLI's exit code for a store it cannot open or write
 
 
 def test_completed_job_and_result_survive_kill_9(tmp_path, marker):
@@ -108,3 +124,136 @@ def test_heartbeats_of_200_jobs_cost_one_transaction_per_flush(start, worker, tm
     for sock, _ in conns:
         sock.close()
     sv.call(lambda: [sv.sup.cancel(j) for j in ids])
+
+
+def test_no_201_for_a_submission_whose_commit_failed(tmp_path, marker):
+    """A refused commit answers no 201 and stops the supervisor; the job never existed."""
+    config = write_config(tmp_path, marker, extra=FAILING_STORE)
+    state = tmp_path / "state"
+    server = ServerProcess(config).start()
+    try:
+        kept = server.client.submit("demo", {}, run_at=time.time() + 3600)
+        (state / TRIGGER).touch()
+        with pytest.raises(ClientError) as refused:
+            server.client.submit("demo", {"lost": True})
+        assert refused.value.status == 0  # the connection closed without an answer
+        assert server.proc is not None
+        assert server.proc.wait(timeout=30) == EXIT_STORE
+        (state / TRIGGER).unlink()
+        server = ServerProcess(config).start()
+        assert [job["id"] for job in server.client.list()] == [kept]
+    finally:
+        server.kill()
+
+
+def test_no_ack_for_an_outcome_whose_commit_failed(tmp_path, marker):
+    """A worker is acked only for a stored outcome: refused, it resends it after a restart."""
+    config = write_config(tmp_path, marker, extra=FAILING_STORE)
+    state, ready, gate, out = (tmp_path / n for n in ("state", "ready", "gate", "out"))
+    server = ServerProcess(config).start()
+    try:
+        actions = [
+            ["touch", str(ready)],
+            ["wait_file", str(gate)],
+            ["ledger", str(tmp_path / "ledger")],
+            ["complete_then_touch", "done", str(out)],
+        ]
+        job_id = server.client.submit("demo", {"actions": actions})
+        wait_for(ready.exists, message="the worker to start")
+        (state / TRIGGER).touch()
+        gate.touch()
+        assert server.proc is not None
+        assert server.proc.wait(timeout=30) == EXIT_STORE
+        (state / TRIGGER).unlink()
+        server = ServerProcess(config).start()
+        job = server.client.wait(job_id, timeout=30)
+        assert job["status"] == "completed" and job["attempts"] == 1
+        wait_for(out.exists, message="the worker to get its ack")
+        assert len((tmp_path / "ledger").read_text().splitlines()) == 1
+        text = (state / "logs" / f"{job_id}.log").read_text()
+        assert text.count("attempt 1 completed") == 1
+    finally:
+        server.kill()
+    # What the store holds once the worker was acked: its outcome, committed once.
+    store = SqliteStore(path=state / "jobs.db")
+    store.open()  # the lock died with the supervisor
+    try:
+        stored = store.get(job_id)
+    finally:
+        store.close()
+    assert stored is not None and stored.status.value == "completed" and stored.attempts == 1
+
+
+def test_no_event_or_log_line_for_an_outcome_whose_commit_failed(tmp_path, worker):
+    """On a refused commit, subscribers see no job.completed and the log claims nothing."""
+    state = tmp_path / "state"
+    settings = make_settings(state, {"demo": worker(heartbeat_timeout=30)})
+    sup = Supervisor(settings, store=FailingStore(settings))
+    sup.open()
+    try:
+        seen: list[str] = []
+        sup.on("*", lambda event: seen.append(event.name))
+        gate = tmp_path / "gate"
+        job = sup.enqueue("demo", {"actions": [["wait_file", str(gate)], ["return", 1]]})
+        wait_for(
+            lambda: (sup.loop.run_once(0.05), job.process_state is ProcessState.RUNNING)[1],
+            message="the worker's hello to be committed",
+        )
+        (state / TRIGGER).touch()
+        gate.touch()
+        with pytest.raises(StoreError):
+            while True:
+                sup.loop.run_once(0.05)
+        assert "job.completed" not in seen
+        log_text = (state / "logs" / f"{job.id}.log").read_text()
+        assert "completed" not in log_text
+    finally:
+        (state / TRIGGER).unlink(missing_ok=True)
+        sup.close()
+
+
+def _mount_tmpfs(path: Path, size: str) -> None:
+    path.mkdir()
+    try:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot mount a small tmpfs here: {exc}")
+
+
+def _fill(folder: Path) -> Path:
+    """Write a file until the file system is full; returns it (delete it to make room)."""
+    filler = folder / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_no_201_when_the_state_is_on_a_full_file_system(tmp_path, marker):
+    """With the state on a full tmpfs, a submission gets no 201 and is not there later."""
+    state = tmp_path / "state"
+    _mount_tmpfs(state, "2m")
+    config = write_config(tmp_path, marker)
+    server = ServerProcess(config).start()
+    try:
+        kept = server.client.submit("demo", {}, run_at=time.time() + 3600)
+        filler = _fill(state)
+        with pytest.raises(ClientError) as refused:
+            server.client.submit("demo", {"lost": True})
+        assert refused.value.status == 0
+        assert server.proc is not None
+        assert server.proc.wait(timeout=30) == EXIT_STORE
+        filler.unlink()
+        server = ServerProcess(config).start()
+        assert [job["id"] for job in server.client.list()] == [kept]
+    finally:
+        server.kill()
+        subprocess.run(["umount", "-l", str(state)], check=False, capture_output=True)

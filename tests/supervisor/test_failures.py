@@ -42,6 +42,25 @@ def test_nonzero_exit_fails_the_attempt_with_its_code(start, worker):
     assert job["error"]["exit_code"] == 3
 
 
+def test_a_worker_exit_seen_with_its_hangup_is_handled_once(start, worker, tmp_path):
+    """Exit and hangup noticed in one poll: one "worker exited" line, one job.failed."""
+    sv = start({"demo": worker(max_attempts=1)})
+    gate = tmp_path / "gate"
+    job_id = sv.enqueue("demo", {"actions": [["wait_file", str(gate)], ["exit", 3]]})
+    job = wait_for(lambda: (j := sv.job(job_id))["process_state"] == "running" and j)
+
+    def exit_while_the_loop_waits() -> None:
+        gate.touch()
+        wait_for(lambda: process_gone(job["pid"]), message="the worker to exit")
+
+    sv.call(exit_while_the_loop_waits)  # its pidfd and its socket are both ready now
+    assert sv.wait(job_id)["status"] == "failed"
+    log_file = Path(sv.settings.log_dir) / f"{job_id}.log"
+    text = wait_for(lambda: (t := log_file.read_text()) and "worker exited" in t and t)
+    assert text.count("worker exited with code 3") == 1
+    assert sv.event_names(job_id).count("job.failed") == 1
+
+
 def test_exit_zero_without_outcome_fails(start, worker):
     """Exit 0 without completed/failed is a failure, said plainly."""
     sv = start({"demo": worker(max_attempts=1)})

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import protocol
 from supervisor.stores import SqliteStore
 from supervisor.testing import ServerProcess, wait_for
 from tests.supervisor.serverconfig import write_config
+from tests.supervisor.test_durability import _hold_workers
 
 
 def test_http_job_runs_worker_with_live_progress_and_stored_result(start, worker, tmp_path):
@@ -79,6 +81,24 @@ def test_events_of_a_successful_job_in_order(start, worker):
     assert names[0] == "job.external.spawned"
     assert "job.external.progress" in names and "job.external.log" in names
     assert names.index("job.completed") < names.index("job.demo.completed")
+
+
+def test_progress_sent_just_before_the_outcome_reaches_subscribers_before_it(
+    start, worker, tmp_path
+):
+    """Progress and completed in one read: subscribers see progress, then completed."""
+    hold_file = tmp_path / "hold"
+    sv = start({"held": worker("hold.sh", env={"HOLD_FILE": str(hold_file)})})
+    job_id = sv.enqueue("held")
+    [(sock, _)] = _hold_workers(hold_file, 1)
+    with sock:
+        sock.setblocking(True)
+        sock.sendall(
+            protocol.encode(protocol.Progress(percent=99.0, message="almost"))
+            + protocol.encode(protocol.Completed(result="done"))
+        )
+        names = wait_for(lambda: (n := sv.event_names(job_id)) and "job.completed" in n and n)
+    assert names.index("job.external.progress") < names.index("job.completed")
 
 
 def test_scheduled_job_waits_for_run_at(start, worker):

@@ -66,3 +66,42 @@ def test_stale_at_one_timeout_and_kill_at_two_on_a_manual_clock(tmp_path, marker
         assert events.index("job.stale") < events.index("job.failed")
     finally:
         sup.close()
+
+
+def test_a_starting_worker_has_the_reconnect_window_for_its_first_hello(tmp_path, marker):
+    """heartbeat_timeout 0.5: a worker slow to start is not killed at 1 s, but after 5 s."""
+    clock = ManualClock()
+    gate = tmp_path / "gate-{job}"
+    settings = make_settings(
+        tmp_path / "state",
+        {
+            "late": {
+                "command": sys.executable,
+                "args": [str(WORKERS / "late.py")],
+                "heartbeat_timeout": 0.5,
+                "max_attempts": 1,
+                "env": {TEST_RUN_VAR: marker, "LATE_GATE": str(gate)},
+            }
+        },
+        http="",
+        worker_reconnect_interval=2.0,
+    )
+    sup = Supervisor(settings, clock=clock)
+    sup.open()
+    events: list[str] = []
+    sup.on("job.*", lambda e: events.append(e.name))
+    try:
+        slow, silent = sup.enqueue("late"), sup.enqueue("late")
+        _pump(sup, lambda: slow.pid is not None and silent.pid is not None)
+        clock.advance(4.9)  # far beyond 2 x heartbeat_timeout, inside 2 x 2 s + 1 s
+        sup.loop.run_once(timeout=0)
+        assert slow.status.value == silent.status.value == "running"
+        assert "job.stale" not in events
+        (tmp_path / f"gate-{slow.id}").touch()
+        _pump(sup, lambda: slow.status.value == "completed")
+        clock.advance(0.2)  # 5.1 s: the other one never connected
+        _pump(sup, lambda: silent.status.value == "failed")
+        assert silent.error is not None and silent.error["reason"] == "stale"
+        assert "did not connect within 5 s" in silent.error["message"]
+    finally:
+        sup.close()

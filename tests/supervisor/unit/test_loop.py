@@ -12,7 +12,7 @@ import pytest
 
 from supervisor.clock import ManualClock
 from supervisor.errors import StoreError
-from supervisor.loop import MAX_SLEEP, Loop
+from supervisor.loop import MAX_SLEEP, Loop, Outgoing
 
 
 @pytest.fixture
@@ -43,8 +43,41 @@ class Writer:
         self.order = order
         self.name = name
 
+    def release(self) -> None:
+        pass
+
+    def drop_held(self) -> None:
+        pass
+
     def flush(self) -> None:
         self.order.append(self.name)
+
+
+class Conn(Outgoing):
+    """A real connection's output side, as worker and HTTP connections have it."""
+
+    __slots__ = ("loop", "sock")
+
+    def __init__(self, loop: Loop, sock: socket.socket) -> None:
+        super().__init__()
+        self.loop = loop
+        self.sock = sock
+        loop.add_reader(sock, self._on_io)
+
+    def write(self, data: bytes) -> None:
+        self._out += data
+        self.loop.want_flush(self)
+
+    def flush(self) -> None:
+        self.write_out()
+
+
+def received(sock: socket.socket) -> bytes:
+    sock.setblocking(False)
+    try:
+        return sock.recv(65536)
+    except BlockingIOError:
+        return b""
 
 
 def test_one_iteration_runs_its_phases_in_order(loop, clock, pair):
@@ -319,3 +352,42 @@ def test_bulk_sources_share_a_budget_round_robin_and_others_never_wait(loop: Loo
             loop.remove(a)
             a.close()
             b.close()
+
+
+def test_bytes_held_for_a_failed_commit_never_leave_even_through_a_close_path_flush(loop, pair):
+    """After a failed commit, held bytes are dropped: a later flush sends nothing of them."""
+    ours, peer = pair
+    conn = Conn(loop, ours)
+    failing = True
+
+    def commit() -> None:
+        if failing:
+            raise StoreError("disk full")
+
+    loop.commit = commit
+    loop.call_soon(lambda: conn.write(b"201 for a job the store never got"))
+    with pytest.raises(StoreError):
+        loop.run_once(timeout=0)
+    conn.flush()  # what a close path does before closing
+    assert received(peer) == b""
+    failing = False
+    loop.call_soon(lambda: conn.write(b"committed"))
+    loop.run_once(timeout=0)
+    assert received(peer) == b"committed"
+
+
+def test_bytes_written_in_an_iteration_leave_only_after_its_commit(loop, pair):
+    """A flush before the iteration's commit (a close path, a write event) sends nothing."""
+    ours, peer = pair
+    conn = Conn(loop, ours)
+    seen_at_commit: list[bytes] = []
+
+    def handler() -> None:
+        conn.write(b"ack")
+        conn.flush()  # e.g. the connection is closed by a later handler of the iteration
+
+    loop.commit = lambda: seen_at_commit.append(received(peer))
+    loop.call_soon(handler)
+    loop.run_once(timeout=0)
+    assert seen_at_commit == [b""]
+    assert received(peer) == b"ack"

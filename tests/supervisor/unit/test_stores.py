@@ -21,7 +21,7 @@ from supervisor.errors import BadRequest, ConfigError, StoreError
 from supervisor.records import JobRecord
 from supervisor.states import JobStatus, ProcessState
 from supervisor.stores import STORE_METHODS, MemoryStore, SqliteStore, Store, make_store
-from supervisor.stores.sqlite import SCHEMA_VERSION
+from supervisor.stores.sqlite import MIGRATIONS, SCHEMA_VERSION
 from supervisor.testing import make_settings
 from tests.supervisor.unit.factories import make_job
 
@@ -56,6 +56,8 @@ def full_record() -> JobRecord:
         tcp_port=65535,
         token_hash="ab" * 32,
         last_heartbeat=1_700_000_100.5,
+        heartbeat_boottime=12_345.678901,
+        boot_id="3f1c9d2e-8a4b-4c6d-9e0f-123456789abc",
         progress=99.5,
         progress_message="almost ✓",
         progress_data={"frames": 10**12, "blob": b"\x00\x01"},
@@ -152,6 +154,8 @@ def test_soft_writes_touch_only_heartbeat_and_progress(store):
     job = make_job(status=JobStatus.RUNNING, attempts=1)
     store.write([job])
     job.last_heartbeat = 1_700_000_999.0
+    job.heartbeat_boottime = 4321.5
+    job.boot_id = "this-boot"
     job.progress = 42.0
     job.progress_message = "half-ish ½"
     job.progress_data = {"raw": b"\x00"}
@@ -167,6 +171,7 @@ def test_soft_writes_touch_only_heartbeat_and_progress(store):
         "half-ish ½",
         {"raw": b"\x00"},
     )
+    assert (got.heartbeat_boottime, got.boot_id) == (4321.5, "this-boot")
     assert got.status is JobStatus.RUNNING and got.result is None and got.attempts == 1
 
 
@@ -324,6 +329,33 @@ def test_sqlite_migrates_an_empty_version_zero_database(sqlite_path):
         store.close()
     raw = sqlite3.connect(sqlite_path)
     assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    raw.close()
+
+
+def test_sqlite_upgrades_a_version_one_database_and_keeps_its_jobs(sqlite_path):
+    """A file from before boot-time heartbeats opens, migrates, and keeps every row."""
+    raw = sqlite3.connect(sqlite_path)
+    raw.executescript(MIGRATIONS[0])
+    raw.execute(
+        "INSERT INTO jobs (id, name, status, seq, created_at, node, max_attempts, attempts,"
+        " last_heartbeat) VALUES ('old', 'demo', 'running', 1, 1.0, 'n', 3, 1, 2.0)"
+    )
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+    store = open_sqlite(sqlite_path)
+    try:
+        old = store.get("old")
+        assert old is not None and old.last_heartbeat == 2.0
+        assert (old.heartbeat_boottime, old.boot_id) == (None, None)
+        old.heartbeat_boottime, old.boot_id = 10.5, "boot"
+        store.write([], soft=[old])
+        again = store.get("old")
+        assert again is not None and (again.heartbeat_boottime, again.boot_id) == (10.5, "boot")
+    finally:
+        store.close()
+    raw = sqlite3.connect(sqlite_path)
+    assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (2,)
     raw.close()
 
 

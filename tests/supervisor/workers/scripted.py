@@ -3,16 +3,20 @@
 Verbs: progress PCT MSG | log LEVEL MSG | sleep S | touch PATH (appends 'pid attempt time') | wait_file PATH |
 return VALUE | raise MSG | exit CODE (no outcome) | hang (heartbeats go on) |
 stop (SIGSTOP itself: silent, heartbeat thread included) |
-complete_then_kill_supervisor VALUE (complete; once acked, SIGKILL the supervisor, exit 0).
+complete_then_kill_supervisor VALUE (complete; once acked, SIGKILL the supervisor, exit 0) |
+complete_then_touch VALUE PATH (complete; once acked, create PATH, exit 0).
 spew MEGABYTES (print that much to stdout) | ledger PATH (append "job pid attempt") |
-on_attempt N VERB ARGS... (run the action only on attempt N).
+on_attempt N VERB ARGS... (run the action only on attempt N) |
+fork_child PATH (start a child that ignores SIGTERM, in our process group; write its PID to PATH).
 Without a final verb the job completes with {"ok": true}.
 """
 
 import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from jobvisor_worker import Job, run_job
 
@@ -45,6 +49,17 @@ def main(job: Job) -> object:
         elif verb == "ledger":
             with open(args[0], "a") as ledger:
                 ledger.write(f"{job.id} {os.getpid()} {job.attempt}\n")
+        elif verb == "fork_child":
+            child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                    "time.sleep(600)",
+                ]
+            )
+            Path(args[0] + ".tmp").write_text(str(child.pid))
+            os.rename(args[0] + ".tmp", args[0])
         elif verb == "return":
             return args[0]
         elif verb == "raise":
@@ -60,6 +75,10 @@ def main(job: Job) -> object:
         elif verb == "complete_then_kill_supervisor":
             job.complete(args[0])  # returns only after the ack
             os.kill(os.getppid(), signal.SIGKILL)  # the supervisor spawned us
+            os._exit(0)
+        elif verb == "complete_then_touch":
+            job.complete(args[0])  # returns only after the ack
+            Path(args[1]).touch()
             os._exit(0)
     return {"ok": True}
 

@@ -1,0 +1,63 @@
+"""What the lower layers of the supervisor see of the layers above them.
+
+The supervisor's modules form one direction of dependencies:
+
+    core  ->  recovery  ->  runner  ->  conversation  ->  attempts  ->  channels  ->  loop
+
+Each imports only modules to its right (``tests/supervisor/unit/test_imports.py`` checks
+it, TYPE_CHECKING imports included). Where a lower layer must reach the decisions of a
+higher one (the conversation records an outcome, the runner frees a slot), it does so
+through one of the interfaces below, which the higher layer satisfies structurally,
+never by importing it. Upward calls are reports ("this attempt completed"); the layer
+above decides what follows, and no layer calls back into a caller still on the stack:
+the socket layer reports a closed connection through the loop's ready queue, and what
+it reads while draining a dead worker's socket it returns to the caller.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from supervisor.attempts import Attempt
+    from supervisor.clock import Clock
+    from supervisor.config import Settings
+    from supervisor.loop import Loop
+    from supervisor.metrics import Counters
+    from supervisor.records import JobKind, JobRecord
+    from supervisor.table import JobTable
+
+
+class Core(Protocol):
+    """The supervisor core (``core.Supervisor``) as the runner, conversation and
+    recovery see it: shared services, and the decisions about a job."""
+
+    settings: Settings
+    clock: Clock
+    loop: Loop
+    table: JobTable
+    counters: Counters
+    kinds: dict[str, JobKind]
+
+    def attempt_completed(self, job: JobRecord, result: Any) -> None: ...
+    def attempt_failed(self, job: JobRecord, error: dict[str, Any]) -> None: ...
+    def attempt_ended(self, job: JobRecord) -> None: ...
+    def progress_changed(self, job: JobRecord) -> None: ...
+    def emit(self, name: str, job: JobRecord | None = None, **data: Any) -> None: ...
+    def commit(self) -> None: ...
+
+
+class AttemptControl(Protocol):
+    """The runner as the conversation sees it: the live attempts and what can be done
+    to their processes and timers."""
+
+    sup: Core
+    attempts: dict[str, Attempt]
+    detaching: bool
+
+    def log_line(self, job: JobRecord, message: str) -> None: ...
+    def arm_watchdog(self, attempt: Attempt) -> None: ...
+    def outcome_decided(self, attempt: Attempt) -> None: ...
+    def stop(self, attempt: Attempt, reason: str, code: str, *, polite: bool = False) -> None: ...
+    def reopen_listener(self, attempt: Attempt) -> None: ...
+    def on_exit(self, attempt: Attempt) -> None: ...
