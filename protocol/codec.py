@@ -7,6 +7,9 @@ Decoding turns every msgpack failure into a ``DecodeError`` naming the problem;
 msgpack raises a zoo (``FormatError``, ``StackError``, ``ExtraData``, plain ``ValueError``
 for truncation, ``UnicodeDecodeError``, ``TypeError`` ...), none of which may escape.
 Extension types are refused, except the standard timestamp, which decodes to a float.
+A frame that nests deeper than ``protocol.limits.MAX_DEPTH`` (payload levels; the
+message map itself is one more) is an ``InvalidMessage``: what a worker reports must be
+as showable as what was submitted.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import Any, Final
 
 import msgpack
 
-from protocol.errors import DecodeError, DecoderFailed, ProtocolError
+from protocol.errors import DecodeError, DecoderFailed, InvalidMessage, ProtocolError
 from protocol.framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
+from protocol.limits import MAX_DEPTH, depth_exceeds
 from protocol.messages import Message, from_wire
 
 _packb = msgpack.packb  # a fresh Packer per call: worker libraries pack from several threads
@@ -24,6 +28,29 @@ _unpackb = msgpack.unpackb
 
 # The shape msgpack errors come in; everything else escaping unpackb would be our bug.
 _MSGPACK_ERRORS: Final = (ValueError, TypeError, OverflowError, msgpack.UnpackException)
+# A message is a map whose fields carry the payloads: one level more than a payload may.
+_FRAME_DEPTH: Final = MAX_DEPTH + 1
+
+
+def _decode(body: bytes | bytearray | memoryview, value: Any) -> Message:
+    """The message of the unpacked ``value``, checked against the depth limit.
+
+    ``from_wire`` runs first so that a malformed message reports its own problem (the
+    golden vectors state those errors). Every container costs at least one byte, so a
+    body of ``_FRAME_DEPTH`` bytes or fewer cannot nest too deep: small frames, the hot
+    path, skip the walk.
+    """
+    message = from_wire(value)
+    if len(body) > _FRAME_DEPTH and depth_exceeds(value, _FRAME_DEPTH):
+        raise _too_deep(message)
+    return message
+
+
+def _too_deep(message: Message) -> InvalidMessage:
+    return InvalidMessage(
+        f"{message.TYPE} nests deeper than {MAX_DEPTH} levels (the limit for job data, "
+        "results, progress and log data)"
+    )
 
 
 class _ForbiddenExt(ValueError):
@@ -76,7 +103,7 @@ def encode(message: Message) -> bytes:
 
 def decode_body(body: bytes | bytearray | memoryview) -> Message:
     """Decode and validate one frame body."""
-    return from_wire(unpack(body))
+    return _decode(body, unpack(body))
 
 
 class Decoder:
@@ -116,7 +143,7 @@ class Decoder:
             if body is None:
                 frames.compact()
                 return None
-            return from_wire(unpack(body))
+            return _decode(body, unpack(body))
         except DecoderFailed:
             raise
         except ProtocolError:
@@ -139,8 +166,12 @@ class Decoder:
         append = messages.append
         try:
             for body in bodies:
-                # unpack() inlined (same options): this loop runs for every message.
-                append(from_wire(_unpackb(body, raw=False, timestamp=1, ext_hook=_refuse_ext)))
+                # unpack() and _decode() inlined (same checks): this runs for every message.
+                value = _unpackb(body, raw=False, timestamp=1, ext_hook=_refuse_ext)
+                message = from_wire(value)
+                if len(body) > _FRAME_DEPTH and depth_exceeds(value, _FRAME_DEPTH):
+                    raise _too_deep(message)
+                append(message)
         except _MSGPACK_ERRORS as exc:
             frames.fail()
             return messages, DecodeError(_describe(exc))
