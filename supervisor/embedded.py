@@ -87,7 +87,7 @@ class SupervisorThread:
     @property
     def client(self) -> Client:
         assert self.http is not None, "HTTP is disabled in these settings"
-        return Client(self.http.url, self.settings.auth_token)
+        return Client.for_config(self.settings, url=self.http.url)
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the loop thread; return its result once it is committed."""

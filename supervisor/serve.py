@@ -36,6 +36,14 @@ def raise_fd_limit() -> int:
     return soft
 
 
+def listening_line(http: HttpServer | None) -> str:
+    """``jobvisor listening on URL``, then the URL to open in a browser (with the token):
+    scripts read the first URL, so it stays first and ends at the first space."""
+    if http is None:
+        return "jobvisor listening on (HTTP disabled)"
+    return f"jobvisor listening on {http.url} (open {http.browser_url})"
+
+
 def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
     limit = raise_fd_limit()
     log.info("file descriptor limit %d", limit)
@@ -63,8 +71,7 @@ def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
 
             for sig in stop_signals:
                 signal.signal(sig, on_signal)
-        where = http.url if http is not None else "(HTTP disabled)"
-        print(f"jobvisor listening on {where}", file=out, flush=True)
+        print(listening_line(http), file=out, flush=True)
         sup.serve_forever()
     finally:
         if http is not None:
