@@ -19,9 +19,11 @@ Theory of operation: nobody can hold the server hostage.
   is closed for it (a keep-alive client just reconnects), else the one whose request
   started first. Idle connections cannot lock out a new client.
 - When ``accept`` fails for want of descriptors (EMFILE/ENFILE), the oldest idle
-  connection is closed to make room; with none, the listener stops for
-  ``ACCEPT_BACKOFF`` (as the job listeners do) instead of spinning on a socket that
-  stays readable, and the log line says it at a limited rate (``LogThrottle``).
+  connection is closed to make room if it has been idle ``EVICT_GRACE`` or longer (a
+  connection accepted a moment ago has not had its request read yet); otherwise the
+  listener stops for ``ACCEPT_BACKOFF`` (as the job listeners do) instead of spinning
+  on a socket that stays readable, and the log line says so at a limited rate
+  (``LogThrottle``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ MAX_HEADERS = 64 * 1024
 MAX_CONNECTIONS = 1024
 IDLE_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 30.0
+EVICT_GRACE = 1.0
 # Out of descriptors: what accept() reports, and we can do something about.
 _FD_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ids = itertools.count(1)
@@ -106,25 +109,34 @@ class HttpServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                if exc.errno in _FD_ERRNOS and self._evict(idle_only=True):
+                if exc.errno in _FD_ERRNOS and self._evict_long_idle():
                     continue  # a descriptor is free again: take the waiting client
                 self._back_off(exc)
                 return
-            while len(self.conns) >= MAX_CONNECTIONS and self._evict(idle_only=False):
+            while len(self.conns) >= MAX_CONNECTIONS and self._evict():
                 pass
             sock.setblocking(False)
             conn = HttpConn(self, sock)
             self.conns[conn.id] = conn
 
-    def _evict(self, *, idle_only: bool) -> bool:
-        """Close the oldest idle connection (else, unless ``idle_only``, the oldest
-        request in progress); ``False`` if there was none."""
-        for pool in (self.idle,) if idle_only else (self.idle, self.reading):
+    def _evict(self) -> bool:
+        """Close the oldest idle connection, else the oldest request in progress;
+        ``False`` if there was none."""
+        for pool in (self.idle, self.reading):
             if pool:
-                oldest = next(iter(pool.values()))
-                oldest.close("evicted for a new connection")
+                next(iter(pool.values())).close("evicted for a new connection")
                 return True
         return False
+
+    def _evict_long_idle(self) -> bool:
+        """Close the oldest idle connection if it has been idle ``EVICT_GRACE``."""
+        if not self.idle:
+            return False
+        oldest = next(iter(self.idle.values()))
+        if self.loop.clock.monotonic() - oldest.idle_since < EVICT_GRACE:
+            return False
+        oldest.close("evicted to free a file descriptor")
+        return True
 
     def _back_off(self, exc: OSError) -> None:
         """Stop listening for a moment: the connection waits in the backlog, and a
@@ -167,6 +179,7 @@ class HttpConn(Outgoing):
         self._request: h11.Request | None = None
         self._body = bytearray()
         self._too_large = False
+        self.idle_since = 0.0
         self.loop.add_reader(sock, self._on_io)
         self._idle()
 
@@ -180,6 +193,7 @@ class HttpConn(Outgoing):
         server.reading.pop(self.id, None)
         server.idle.pop(self.id, None)
         server.idle[self.id] = self
+        self.idle_since = self.loop.clock.monotonic()
         self.loop.call_later(self._timer, IDLE_TIMEOUT, self.close)
 
     def _reading(self) -> None:
