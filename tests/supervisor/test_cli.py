@@ -329,7 +329,7 @@ def test_jobs_filters_by_status_and_name(sv, tmp_path):
 
 
 def test_show_prints_the_job_as_json(sv, tmp_path):
-    """``show ID`` prints the job with the fields of SPEC §14."""
+    """``show ID`` prints the job with the fields docs/http-api.md lists."""
     job_id = sv.enqueue("demo", {"actions": [["return", [1, 2]]]})
     sv.wait(job_id)
     result = jobvisor("show", job_id, sv=sv, cwd=tmp_path)
