@@ -9,7 +9,9 @@ for truncation, ``UnicodeDecodeError``, ``TypeError`` ...), none of which may es
 Extension types are refused, except the standard timestamp, which decodes to a float.
 A frame that nests deeper than ``protocol.limits.MAX_DEPTH`` (payload levels; the
 message map itself is one more) is an ``InvalidMessage``: what a worker reports must be
-as showable as what was submitted.
+as showable as what was submitted. Encoding refuses such a message too
+(``limits.TooDeep``, a ``ValueError``), so a sender learns it at the call that passed
+the value instead of having its frame refused, and replayed, on every reconnection.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import msgpack
 
 from protocol.errors import DecodeError, DecoderFailed, InvalidMessage, ProtocolError
 from protocol.framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
-from protocol.limits import MAX_DEPTH, depth_exceeds
+from protocol.limits import MAX_DEPTH, TooDeep, depth_exceeds
 from protocol.messages import Message, from_wire
 
 _packb = msgpack.packb  # a fresh Packer per call: worker libraries pack from several threads
@@ -106,13 +108,18 @@ def _describe(exc: BaseException) -> str:
 
 
 def encode_body(message: Message) -> bytes:
-    """The msgpack body of ``message``, without the length prefix."""
-    return pack(message.to_wire())
+    """The msgpack body of ``message``, without the length prefix; ``TooDeep`` if its
+    payload nests deeper than the limit the receiver enforces."""
+    wire = message.to_wire()
+    body = pack(wire)
+    if _too_deep(body, wire):
+        raise TooDeep(f"{message.TYPE} payload", MAX_DEPTH)
+    return body
 
 
 def encode(message: Message) -> bytes:
     """The exact frame bytes of ``message``: length prefix plus msgpack body."""
-    return encode_frame(pack(message.to_wire()))
+    return encode_frame(encode_body(message))
 
 
 def decode_body(body: bytes | bytearray | memoryview) -> Message:

@@ -6,7 +6,17 @@ from typing import Any
 
 import pytest
 
-from protocol import Completed, Decoder, InvalidMessage, Log, Progress, decode_body, encode
+from protocol import (
+    Completed,
+    Decoder,
+    InvalidMessage,
+    Log,
+    Progress,
+    decode_body,
+    encode,
+    encode_frame,
+    pack,
+)
 from protocol.limits import MAX_DEPTH, TooDeep, check, depth_exceeds
 
 
@@ -42,7 +52,8 @@ FRAMES = {
 @pytest.mark.parametrize("kind", list(FRAMES))
 def test_a_frame_nested_too_deep_is_refused_by_every_decoding_path(kind: str) -> None:
     """Results, progress and log data past the limit: InvalidMessage, however decoded."""
-    frame = encode(FRAMES[kind](nested(MAX_DEPTH + 1)))
+    # Built by hand: encode() itself refuses such a message.
+    frame = encode_frame(pack(FRAMES[kind](nested(MAX_DEPTH + 1)).to_wire()))
     with pytest.raises(InvalidMessage, match=f"deeper than {MAX_DEPTH} levels"):
         decode_body(frame[4:])
     with pytest.raises(InvalidMessage, match=f"deeper than {MAX_DEPTH} levels"):
@@ -57,3 +68,11 @@ def test_a_frame_at_the_limit_decodes(kind: str) -> None:
     """A payload exactly at the limit (as deep as job data may be) decodes whole."""
     message = FRAMES[kind](nested(MAX_DEPTH))
     assert Decoder().feed(encode(message)) == [message]
+
+
+@pytest.mark.parametrize("kind", list(FRAMES))
+def test_encoding_refuses_what_decoding_would_refuse(kind: str) -> None:
+    """A sender learns at once (TooDeep, a ValueError) rather than by a refused frame."""
+    with pytest.raises(TooDeep, match=f"payload nests deeper than {MAX_DEPTH} levels"):
+        encode(FRAMES[kind](nested(MAX_DEPTH + 1)))
+    assert isinstance(TooDeep("x"), ValueError)

@@ -139,3 +139,15 @@ def test_a_row_that_cannot_be_shown_is_marked_and_does_not_break_reads(sv, caplo
             assert one.status == 200 and one.json()["render_error"] == marked["render_error"]
     lines = [r for r in caplog.records if bad in r.getMessage()]
     assert len(lines) == 1, [r.getMessage() for r in lines]
+
+
+def test_a_worker_result_nested_too_deep_fails_the_job_saying_why(start, worker):
+    """The worker library refuses to encode what the supervisor would refuse to decode:
+    the attempt fails naming the limit, instead of replaying the result forever."""
+    sv = start({"once": worker(max_attempts=1)})
+    job_id = sv.enqueue("once", {"actions": [["return_nested", MAX_DEPTH + 1]]})
+    job = sv.wait(job_id)
+    assert job["status"] == "failed", job
+    assert f"nests deeper than {MAX_DEPTH} levels" in job["error"]["message"]
+    fine = sv.wait(sv.enqueue("once", {"actions": [["return_nested", MAX_DEPTH]]}))
+    assert fine["status"] == "completed" and fine["result"] == nested(MAX_DEPTH)

@@ -1,7 +1,7 @@
 """A test worker driven by its job data: ``{"actions": [[verb, *args], ...]}``.
 
 Verbs: progress PCT MSG | log LEVEL MSG | sleep S | touch PATH (appends 'pid attempt time') | wait_file PATH |
-return VALUE | raise MSG | exit CODE (no outcome) | hang (heartbeats go on) |
+return VALUE | return_nested DEPTH (DEPTH lists inside each other) | raise MSG | exit CODE (no outcome) | hang (heartbeats go on) |
 stop (SIGSTOP itself: silent, heartbeat thread included) |
 complete_then_check VALUE DB OUT (complete, and once acked read our row from the store).
 spew MEGABYTES (print that much to stdout) | ledger PATH (append "job pid attempt") |
@@ -50,6 +50,11 @@ def main(job: Job) -> object:
                 ledger.write(f"{job.id} {os.getpid()} {job.attempt}\n")
         elif verb == "return":
             return args[0]
+        elif verb == "return_nested":
+            value: object = 0
+            for _ in range(args[0]):
+                value = [value]
+            return value
         elif verb == "raise":
             raise RuntimeError(args[0])
         elif verb == "exit":
