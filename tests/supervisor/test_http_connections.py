@@ -137,6 +137,37 @@ def test_out_of_descriptors_the_server_backs_off_instead_of_spinning(marker, tmp
         server.stop()
 
 
+def test_out_of_descriptors_a_long_idle_connection_makes_room(marker, tmp_path):
+    """Idle connections holding every fd: a new client is served once the oldest has
+    been idle for EVICT_GRACE, instead of waiting for the idle timeout."""
+    config = write_config(tmp_path, marker)
+    log = tmp_path / "serve.log"
+    server = ServerProcess(config, log=log).start()
+    assert server.proc is not None
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    idle: list[socket.socket] = []
+    try:
+        server.client.list()
+        limit = psutil.Process(server.proc.pid).num_fds() + 4
+        resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, (limit, limit))
+        for _ in range(100):
+            idle.append(socket.create_connection((host, int(port)), timeout=10))
+            if "http accept failed" in log.read_text():
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the supervisor never ran out of descriptors")
+        client = server.client
+        client.timeout = 20  # far longer than EVICT_GRACE, far shorter than IDLE_TIMEOUT
+        assert client.health()["status"] == "ok"
+        idle[0].settimeout(10)
+        assert idle[0].recv(1) == b""  # the oldest made room
+    finally:
+        for sock in idle:
+            sock.close()
+        server.stop()
+
+
 def _healthy(server: ServerProcess) -> bool:
     with contextlib.suppress(Exception):
         return bool(server.client.health()["status"] == "ok")
