@@ -61,8 +61,10 @@ class SupervisorThread:
         if self.settings.http_host is not None:
             try:
                 self.http = HttpServer(self.sup, self.settings.http_host, self.settings.http_port)
-            except OSError:
-                self.sup.close()  # e.g. the port is taken: release the store and sockets
+            except BaseException:
+                # e.g. the port is taken, or the token file cannot be made: release the
+                # store and sockets
+                self.sup.close()
                 raise
         self.thread = threading.Thread(
             target=self.sup.serve_forever, name="jobvisor-loop", daemon=True

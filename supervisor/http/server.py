@@ -84,7 +84,7 @@ class HttpServer:
         # in the middle of one (by when it started). Eviction takes from the front.
         self.idle: dict[int, HttpConn] = {}
         self.reading: dict[int, HttpConn] = {}
-        self.log = LogThrottle(log)
+        self.throttle = LogThrottle(log)  # accept failures repeat: say so at a limited rate
         try:
             self.token = server_token(sup.settings)
         except BaseException:
@@ -141,7 +141,7 @@ class HttpServer:
     def _back_off(self, exc: OSError) -> None:
         """Stop listening for a moment: the connection waits in the backlog, and a
         readable listener we cannot accept from would spin the loop."""
-        self.log.log(
+        self.throttle.log(
             logging.WARNING,
             ("accept", exc.errno),
             self.loop.clock.monotonic(),
