@@ -350,7 +350,8 @@ _IN_WORDS = {
     "illegal target characters": "the target has characters a URL cannot have",
     "illegal header name": "a header name has characters a header name cannot have",
     "illegal header value": "a header value has characters a header value cannot have",
-    "transfer-encoding": "the Transfer-Encoding is not supported (only chunked)",
+    "only transfer-encoding": "the Transfer-Encoding is not supported (only chunked)",
+    "multiple transfer-encoding": "the Transfer-Encoding header appears more than once",
 }
 
 
