@@ -164,10 +164,6 @@ def _check_params(request: Request, known: frozenset[str]) -> None:
         )
 
 
-def _json_body(request: Request) -> Any:
-    return jsonbody.parse(request.body)
-
-
 def _show(sup: Supervisor, job: JobRecord) -> dict[str, Any]:
     """``job_json``, logging (rate-limited) a row that cannot be shown whole."""
     shown = job_json(job)
@@ -245,7 +241,7 @@ def metrics(sup: Supervisor, request: Request, params: dict[str, str]) -> Respon
 
 @route("/jobs", "POST")
 def submit(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
-    raw = _json_body(request)
+    raw = jsonbody.parse(request.body)
     try:
         body = SubmitBody.model_validate(raw)
     except ValidationError as exc:
@@ -293,7 +289,7 @@ def get_job(sup: Supervisor, request: Request, params: dict[str, str]) -> Respon
 def cancel_job(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
     reason = "cancelled via the HTTP API"
     if request.body.strip():
-        body = _json_body(request)
+        body = jsonbody.parse(request.body)
         if isinstance(body, dict) and isinstance(body.get("reason"), str):
             reason = body["reason"]
     job = sup.cancel(params["job_id"], reason)
