@@ -26,7 +26,6 @@ import shutil
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -254,8 +253,9 @@ class Server:
 
     def metrics(self, timeout: float = 120.0) -> dict[str, float]:
         """``GET /metrics`` parsed: metric name (with labels) -> value."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=timeout) as response:
-            text = response.read().decode()
+        client = self.process.client
+        client.timeout = timeout
+        text = client.metrics()
         values = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):

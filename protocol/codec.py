@@ -7,6 +7,11 @@ Decoding turns every msgpack failure into a ``DecodeError`` naming the problem;
 msgpack raises a zoo (``FormatError``, ``StackError``, ``ExtraData``, plain ``ValueError``
 for truncation, ``UnicodeDecodeError``, ``TypeError`` ...), none of which may escape.
 Extension types are refused, except the standard timestamp, which decodes to a float.
+A frame that nests deeper than ``protocol.limits.MAX_DEPTH`` (payload levels; the
+message map itself is one more) is an ``InvalidMessage``: what a worker reports must be
+as showable as what was submitted. Encoding refuses such a message too
+(``limits.TooDeep``, a ``ValueError``), so a sender learns it at the call that passed
+the value instead of having its frame refused, and replayed, on every reconnection.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from typing import Any, Final
 
 import msgpack
 
-from protocol.errors import DecodeError, DecoderFailed, ProtocolError
+from protocol.errors import DecodeError, DecoderFailed, InvalidMessage, ProtocolError
 from protocol.framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
+from protocol.limits import MAX_DEPTH, TooDeep, depth_exceeds
 from protocol.messages import Message, from_wire
 
 _packb = msgpack.packb  # a fresh Packer per call: worker libraries pack from several threads
@@ -24,6 +30,43 @@ _unpackb = msgpack.unpackb
 
 # The shape msgpack errors come in; everything else escaping unpackb would be our bug.
 _MSGPACK_ERRORS: Final = (ValueError, TypeError, OverflowError, msgpack.UnpackException)
+# A message is a map whose fields carry the payloads: one level more than a payload may.
+_FRAME_DEPTH: Final = MAX_DEPTH + 1
+# Every byte but those that can open a msgpack container (fixmap, fixarray, array and
+# map 16/32). Deleting them from a body leaves at least one byte per container, so a
+# body with _FRAME_DEPTH such bytes or fewer cannot nest too deep and skips the walk:
+# a C-speed scan instead of a Python walk per message (string bytes may count too,
+# which only costs a walk).
+_NOT_CONTAINER: Final = bytes(b for b in range(256) if not (0x80 <= b <= 0x9F or 0xDC <= b <= 0xDF))
+
+
+def _too_deep(body: bytes | bytearray | memoryview, value: Any) -> bool:
+    if len(body) <= _FRAME_DEPTH:
+        return False
+    if isinstance(body, memoryview):
+        body = body.tobytes()
+    return len(body.translate(None, _NOT_CONTAINER)) > _FRAME_DEPTH and depth_exceeds(
+        value, _FRAME_DEPTH
+    )
+
+
+def _decode(body: bytes | bytearray | memoryview, value: Any) -> Message:
+    """The message of the unpacked ``value``, checked against the depth limit.
+
+    ``from_wire`` runs first so that a malformed message reports its own problem (the
+    golden vectors state those errors).
+    """
+    message = from_wire(value)
+    if _too_deep(body, value):
+        raise _depth_error(message)
+    return message
+
+
+def _depth_error(message: Message) -> InvalidMessage:
+    return InvalidMessage(
+        f"{message.TYPE} nests deeper than {MAX_DEPTH} levels (the limit for job data, "
+        "results, progress and log data)"
+    )
 
 
 class _ForbiddenExt(ValueError):
@@ -65,18 +108,23 @@ def _describe(exc: BaseException) -> str:
 
 
 def encode_body(message: Message) -> bytes:
-    """The msgpack body of ``message``, without the length prefix."""
-    return pack(message.to_wire())
+    """The msgpack body of ``message``, without the length prefix; ``TooDeep`` if its
+    payload nests deeper than the limit the receiver enforces."""
+    wire = message.to_wire()
+    body = pack(wire)
+    if _too_deep(body, wire):
+        raise TooDeep(f"{message.TYPE} payload", MAX_DEPTH)
+    return body
 
 
 def encode(message: Message) -> bytes:
     """The exact frame bytes of ``message``: length prefix plus msgpack body."""
-    return encode_frame(pack(message.to_wire()))
+    return encode_frame(encode_body(message))
 
 
 def decode_body(body: bytes | bytearray | memoryview) -> Message:
     """Decode and validate one frame body."""
-    return from_wire(unpack(body))
+    return _decode(body, unpack(body))
 
 
 class Decoder:
@@ -116,7 +164,7 @@ class Decoder:
             if body is None:
                 frames.compact()
                 return None
-            return from_wire(unpack(body))
+            return _decode(body, unpack(body))
         except DecoderFailed:
             raise
         except ProtocolError:
@@ -139,8 +187,16 @@ class Decoder:
         append = messages.append
         try:
             for body in bodies:
-                # unpack() inlined (same options): this loop runs for every message.
-                append(from_wire(_unpackb(body, raw=False, timestamp=1, ext_hook=_refuse_ext)))
+                # unpack() and _decode() inlined (same checks): this runs for every message.
+                value = _unpackb(body, raw=False, timestamp=1, ext_hook=_refuse_ext)
+                message = from_wire(value)
+                if (
+                    len(body) > _FRAME_DEPTH
+                    and len(body.translate(None, _NOT_CONTAINER)) > _FRAME_DEPTH
+                    and depth_exceeds(value, _FRAME_DEPTH)
+                ):
+                    raise _depth_error(message)
+                append(message)
         except _MSGPACK_ERRORS as exc:
             frames.fail()
             return messages, DecodeError(_describe(exc))

@@ -1,7 +1,10 @@
-"""The ``jobvisor`` command line (SPEC §10).
+"""The ``jobvisor`` command line (docs/cli.md).
 
 Every command but ``serve`` talks to a running supervisor over HTTP: ``--url``, else
-``JOBVISOR_URL``, else the ``http`` address of the config file, else the default.
+``JOBVISOR_URL``, else the ``http`` address of the config file, else the default. The
+token comes from ``--token``, else ``JOBVISOR_AUTH_TOKEN``, else the config (its
+``auth_token``, or the token the supervisor generated into its state folder).
+The global options may come before or after the command.
 
 Exit codes: 0 success (for ``submit --wait``/``--follow``: the job completed),
 1 the job failed, 2 bad usage or input, 3 the job was cancelled, 4 the supervisor
@@ -21,8 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from supervisor.client import Client, ClientError
-from supervisor.config import override_http
-from supervisor.errors import ConfigError, JobvisorError
+from supervisor.errors import JobvisorError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_UNREACHABLE, EXIT_CONFIG = 0, 1, 2, 3, 4, 5
 OUTCOME_EXIT = {"completed": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
@@ -32,27 +34,52 @@ class UsageError(Exception):
     """Bad input on the command line that argparse cannot check (e.g. --data JSON): exit 2."""
 
 
+def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
+    """The options every command takes. After the command (``suppress``) an option left
+    out must not overwrite the value given before it, hence SUPPRESS as its default."""
+    options = argparse.ArgumentParser(add_help=False)
+    default = argparse.SUPPRESS if suppress else None
+    options.add_argument(
+        "--config",
+        metavar="FILE",
+        default=default,
+        help="config file (default: ./jobvisor.toml)",
+    )
+    options.add_argument(
+        "--url", default=default, help="supervisor URL (default: from JOBVISOR_URL or the config)"
+    )
+    options.add_argument(
+        "--token",
+        default=default,
+        help="bearer token (default: JOBVISOR_AUTH_TOKEN, or the config's auth_token, "
+        "or the token the supervisor generated in its state folder)",
+    )
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jobvisor",
         description="Run jobs as external worker processes that survive supervisor restarts.",
         epilog="Exit codes: 0 ok/completed, 1 job failed, 2 usage, 3 job cancelled, "
         "4 supervisor unreachable or request refused, 5 bad configuration or store.",
+        parents=[_global_options(suppress=False)],
     )
-    parser.add_argument("--config", metavar="FILE", help="config file (default: ./jobvisor.toml)")
-    parser.add_argument("--url", help="supervisor URL (default: from JOBVISOR_URL or the config)")
-    parser.add_argument("--token", help="bearer token (default: JOBVISOR_AUTH_TOKEN or config)")
+    after = [_global_options(suppress=True)]
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the supervisor in the foreground")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=after)
+
+    serve = command("serve", "run the supervisor in the foreground")
     serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     serve.add_argument(
         "--http", metavar="HOST:PORT", help='override the config\'s http address ("" disables HTTP)'
     )
 
-    submit = sub.add_parser("submit", help="submit a job")
+    submit = command("submit", "submit a job")
     submit.add_argument("name", help="job kind, a [jobs.NAME] of the config")
-    submit.add_argument("--data", default="null", help="payload as JSON (default: null)")
+    submit.add_argument("--data", help="payload as JSON (default: {}, as over HTTP)")
     submit.add_argument("--max-attempts", type=int, help="override the kind's max_attempts")
     submit.add_argument("--run-at", help="start at this time (ISO 8601 or epoch seconds)")
     submit.add_argument("--wait", action="store_true", help="wait for the outcome")
@@ -60,20 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--follow", action="store_true", help="show progress and logs until the outcome"
     )
 
-    jobs = sub.add_parser("jobs", help="list jobs, newest first")
+    jobs = command("jobs", "list jobs, newest first")
     jobs.add_argument("--status", help="pending|scheduled|running|completed|failed|cancelled")
     jobs.add_argument("--name", help="only jobs of this kind")
     jobs.add_argument("--limit", type=int, default=50)
     jobs.add_argument("--json", action="store_true", help="print JSON")
 
-    show = sub.add_parser("show", help="show one job as JSON")
+    show = command("show", "show one job as JSON")
     show.add_argument("id")
 
-    cancel = sub.add_parser("cancel", help="cancel a pending or running job")
+    cancel = command("cancel", "cancel a pending or running job")
     cancel.add_argument("id")
     cancel.add_argument("--reason", help="recorded as the job's error message")
 
-    logs = sub.add_parser("logs", help="print a job's log")
+    logs = command("logs", "print a job's log")
     logs.add_argument("id")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until it ends")
     return parser
@@ -89,7 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         client = _client(args)
-        return int(COMMANDS[args.command](client, args))
+        code = int(COMMANDS[args.command](client, args))
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
+        return code
     except UsageError as exc:
         print(f"jobvisor: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -101,6 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNREACHABLE if exc.status == 0 or exc.status >= 500 else EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``jobvisor show ID | head``): what it wanted it has.
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OK
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -111,16 +147,10 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def _client(args: argparse.Namespace) -> Client:
     url = args.url or os.environ.get("JOBVISOR_URL")
-    token = args.token or os.environ.get("JOBVISOR_AUTH_TOKEN", "")
-    if not url or not token:
-        settings = _settings(args)
-        if not url:
-            if settings.http_host is None:
-                raise ConfigError(f"{settings.source}: http: the HTTP API is disabled")
-            host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host  # noqa: S104
-            url = f"http://{host}:{settings.http_port}"
-        token = token or settings.auth_token
-    return Client(url, token)
+    token = args.token or os.environ.get("JOBVISOR_AUTH_TOKEN")
+    if url and token:
+        return Client(url, token)
+    return Client.for_config(_settings(args), url=url, token=token)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -131,6 +161,8 @@ def _serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from supervisor.config import override_http  # noqa: PLC0415
+
     settings = _settings(args)
     if args.http is not None:
         settings = override_http(settings, args.http)
@@ -146,14 +178,16 @@ def _parse_data(text: str) -> Any:
 
 
 def cmd_submit(client: Client, args: argparse.Namespace) -> int:
-    data = _parse_data(args.data)
+    options: dict[str, Any] = {}
+    if args.data is not None:  # without --data the server's default applies, as over HTTP
+        options["data"] = _parse_data(args.data)
     run_at: float | str | None = args.run_at
     if run_at is not None:
         try:
             run_at = float(run_at)
         except ValueError:
             pass
-    job_id = client.submit(args.name, data, max_attempts=args.max_attempts, run_at=run_at)
+    job_id = client.submit(args.name, **options, max_attempts=args.max_attempts, run_at=run_at)
     if not (args.wait or args.follow):
         print(job_id)
         return EXIT_OK

@@ -3,6 +3,11 @@
 Standard library only, so an application can talk to its sidecar without the
 supervisor's own dependencies mattering. Errors come back as ``ClientError`` carrying
 the API's ``code`` and message, or a clear "cannot reach" when nothing listens.
+
+``Client.for_config(settings)`` finds the supervisor the way the CLI does: the config's
+HTTP address, and its token (``auth_token``, else the one the supervisor generated into
+``state_dir/http.token``, readable by its owner only). Tests and scripts use it too, so
+there is one way to find the token.
 """
 
 from __future__ import annotations
@@ -13,9 +18,43 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+if TYPE_CHECKING:
+    from supervisor.config import Settings
 
 TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
+DEFAULT_URL: Final = "http://127.0.0.1:8765"
+_OMITTED: Any = object()  # ``submit`` without data: the server's default ({}) applies
+
+
+def configured_url(settings: Settings) -> str:
+    """The URL of the supervisor that ``settings`` configures."""
+    if settings.http_host is None:
+        from supervisor.errors import ConfigError  # noqa: PLC0415 - only on this error
+
+        raise ConfigError(f"{settings.source}: http: the HTTP API is disabled")
+    host = settings.http_host
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - a wildcard bind: talk to it locally
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.http_port}"
+
+
+def configured_token(settings: Settings) -> str:
+    """The token for the supervisor that ``settings`` configures; "" if there is none
+    (``http_auth = "none"``, or it has not started yet, or the file is not ours)."""
+    if settings.http_auth == "none":
+        return ""
+    if settings.auth_token:
+        return settings.auth_token
+    try:
+        with open(settings.token_file, encoding="ascii", errors="replace") as file:
+            return file.read().strip()
+    except OSError:
+        # Missing or unreadable (another user's supervisor): the server answers 401.
+        return ""
 
 
 class LogRead(NamedTuple):
@@ -34,12 +73,19 @@ class ClientError(Exception):
 
 
 class Client:
-    def __init__(
-        self, url: str = "http://127.0.0.1:8765", token: str = "", timeout: float = 30.0
-    ) -> None:
+    def __init__(self, url: str = DEFAULT_URL, token: str = "", timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+
+    @classmethod
+    def for_config(
+        cls, settings: Settings, *, url: str | None = None, token: str | None = None
+    ) -> Client:
+        """A client of the supervisor ``settings`` configures; ``url`` and ``token``, when
+        given, win (``token`` also falls back to ``JOBVISOR_AUTH_TOKEN``, which the
+        config loader folds into ``auth_token``)."""
+        return cls(url or configured_url(settings), token or configured_token(settings))
 
     def _request(
         self, method: str, path: str, body: Any = None
@@ -76,15 +122,23 @@ class Client:
         result: dict[str, Any] = self._json("GET", "/healthz")
         return result
 
+    def metrics(self) -> str:
+        """``GET /metrics``: the Prometheus text."""
+        _status, _headers, payload = self._request("GET", "/metrics")
+        return payload.decode()
+
     def submit(
         self,
         name: str,
-        data: Any = None,
+        data: Any = _OMITTED,
         *,
         max_attempts: int | None = None,
         run_at: float | str | None = None,
     ) -> str:
-        body: dict[str, Any] = {"name": name, "data": data}
+        """Submit a job; without ``data`` the server's default (``{}``) applies."""
+        body: dict[str, Any] = {"name": name}
+        if data is not _OMITTED:
+            body["data"] = data
         if max_attempts is not None:
             body["max_attempts"] = max_attempts
         if run_at is not None:

@@ -71,6 +71,9 @@ class ConfigModel(_Strict):
     concurrency: Annotated[int, Field(ge=1)] = 5
     http: str = "127.0.0.1:8765"
     auth_token: str = ""
+    # "token": the HTTP API needs a bearer token (auth_token, else one generated into
+    # state_dir/http.token); "none": open to every local user, loopback addresses only.
+    http_auth: Literal["token", "none"] = "token"
     transport: Literal["unix", "tcp"] = "tcp" if sys.platform == "win32" else "unix"
     socket_dir: str = ""
     tcp_port_range: Annotated[
@@ -122,6 +125,7 @@ class Settings:
     http_host: str | None = "127.0.0.1"
     http_port: int = 8765
     auth_token: str = ""
+    http_auth: str = "token"
     transport: str = "unix"
     socket_dir: Path | None = None
     tcp_port_range: tuple[int, int] = (49152, 65535)
@@ -144,6 +148,11 @@ class Settings:
     @property
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
+
+    @property
+    def token_file(self) -> Path:
+        """Where the supervisor keeps the HTTP token it generated (owner-only, 0600)."""
+        return self.state_dir / "http.token"
 
     @property
     def instance(self) -> str:
@@ -242,6 +251,8 @@ def _resolve(model: ConfigModel, base: Path, source: str) -> Settings:
             "http",
             f"binding {http_host} (not loopback) requires auth_token or JOBVISOR_AUTH_TOKEN",
         )
+    if http_host is not None and model.http_auth == "none" and not _is_loopback(http_host):
+        raise fail("http_auth", f'"none" is allowed on a loopback address only, not {http_host}')
 
     jobs: dict[str, JobKind] = {}
     for name, kind in model.jobs.items():
@@ -278,6 +289,7 @@ def _resolve(model: ConfigModel, base: Path, source: str) -> Settings:
         http_host=http_host,
         http_port=http_port,
         auth_token=auth_token,
+        http_auth=model.http_auth,
         transport=model.transport,
         socket_dir=socket_dir,
         tcp_port_range=(model.tcp_port_range[0], model.tcp_port_range[1]),
@@ -351,6 +363,8 @@ def override_http(settings: Settings, value: str) -> Settings:
     host, port = _parse_http(value, fail)
     if not _is_loopback(host) and not settings.auth_token:
         raise fail("http", f"binding {host} (not loopback) requires auth_token")
+    if not _is_loopback(host) and settings.http_auth == "none":
+        raise fail("http", f'http_auth = "none" is allowed on a loopback address only, not {host}')
     return replace(settings, http_host=host, http_port=port)
 
 

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from protocol import pack
+from protocol import limits, pack
 from supervisor import joblogs
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Settings, check_commands
@@ -44,6 +44,7 @@ from supervisor.statelock import StateLock
 from supervisor.states import ACTIVE, JobStatus
 from supervisor.stores import Store, make_store
 from supervisor.table import JobTable
+from supervisor.views import LATEST_TIME, iso
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,17 @@ MAX_DATA_BYTES = 1 << 20
 
 
 def _check_data(data: Any) -> None:
-    """Refuse a payload the store and the wire cannot carry, before it is accepted.
+    """Refuse a payload the store, the wire or the API could not carry, before it is accepted.
 
     msgpack holds integers of at most 64 bits and no arbitrary Python objects; found
     only at commit time, such a payload would fail the commit of everything else too.
+    Nesting is held to the limit every door shares (``protocol.limits``), so whatever is
+    accepted here can be sent to the worker and shown over HTTP.
     """
+    try:
+        limits.check(data, "data")
+    except limits.TooDeep as exc:
+        raise BadRequest(str(exc)) from None
     try:
         size = len(pack(data))
     except (TypeError, ValueError, OverflowError) as exc:
@@ -165,8 +172,13 @@ class Supervisor:
             raise BadRequest(
                 f"max_attempts must be an integer from 1 to 1000, got {max_attempts!r}"
             )
-        if run_at is not None and (type(run_at) not in (int, float) or not math.isfinite(run_at)):
-            raise BadRequest(f"run_at must be a time in seconds since the epoch, got {run_at!r}")
+        if run_at is not None and (
+            type(run_at) not in (int, float) or not math.isfinite(run_at) or run_at > LATEST_TIME
+        ):
+            raise BadRequest(
+                "run_at must be a time in seconds since the epoch up to "
+                f"{LATEST_TIME} ({iso(LATEST_TIME)}), got {run_at!r}"
+            )
         _check_data(data)
         self.runner.check_requested_endpoint(socket_path, tcp_port)
         now = self.clock.wall()

@@ -61,8 +61,10 @@ class SupervisorThread:
         if self.settings.http_host is not None:
             try:
                 self.http = HttpServer(self.sup, self.settings.http_host, self.settings.http_port)
-            except OSError:
-                self.sup.close()  # e.g. the port is taken: release the store and sockets
+            except BaseException:
+                # e.g. the port is taken, or the token file cannot be made: release the
+                # store and sockets
+                self.sup.close()
                 raise
         self.thread = threading.Thread(
             target=self.sup.serve_forever, name="jobvisor-loop", daemon=True
@@ -87,7 +89,7 @@ class SupervisorThread:
     @property
     def client(self) -> Client:
         assert self.http is not None, "HTTP is disabled in these settings"
-        return Client(self.http.url, self.settings.auth_token)
+        return Client.for_config(self.settings, url=self.http.url)
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the loop thread; return its result once it is committed."""

@@ -46,6 +46,14 @@ def on_hangup(signum: int, frame: FrameType | None) -> None:
     log.warning("SIGHUP: configuration reload is not supported yet; ignored (still serving)")
 
 
+def listening_line(http: HttpServer | None) -> str:
+    """``jobvisor listening on URL``, then the URL to open in a browser (with the token):
+    scripts read the first URL, so it stays first and ends at the first space."""
+    if http is None:
+        return "jobvisor listening on (HTTP disabled)"
+    return f"jobvisor listening on {http.url} (open {http.browser_url})"
+
+
 def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
     limit = raise_fd_limit()
     log.info("file descriptor limit %d", limit)
@@ -76,8 +84,7 @@ def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
             # SIGHUP's default action ends the process without a word; a service manager
             # sends it to ask for a reload. Until reloading exists, say so and carry on.
             signal.signal(signal.SIGHUP, on_hangup)
-        where = http.url if http is not None else "(HTTP disabled)"
-        print(f"jobvisor listening on {where}", file=out, flush=True)
+        print(listening_line(http), file=out, flush=True)
         sup.serve_forever()
     finally:
         if http is not None:

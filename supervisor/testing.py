@@ -26,7 +26,7 @@ import psutil
 import protocol
 from protocol import handshake
 from supervisor.client import Client
-from supervisor.config import Settings, settings_from_mapping
+from supervisor.config import Settings, load_config, settings_from_mapping
 from supervisor.embedded import SupervisorThread, wait_for
 
 __all__ = [
@@ -84,6 +84,7 @@ class ServerProcess:
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
+        self.line = ""  # the whole "jobvisor listening on ..." line
         self.started_at = 0.0  # time.time() just before the process was started
         self.listening_at = 0.0  # time.time() when the "listening" line was read
 
@@ -108,12 +109,15 @@ class ServerProcess:
         if not line.startswith(prefix):
             self.kill()
             raise RuntimeError(f"supervisor did not start: {line!r}; see {self.log}")
-        self.url = line[len(prefix) :].strip()
+        # "jobvisor listening on URL (open URL/?token=...)": the first word is the URL.
+        self.line = line.strip()
+        self.url = line[len(prefix) :].split()[0]
         return self
 
     @property
     def client(self) -> Client:
-        return Client(self.url)
+        """A client as the CLI would make one: the token is read from the config."""
+        return Client.for_config(load_config(self.config), url=self.url)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -1,17 +1,27 @@
-"""How jobs look from outside: the JSON shape of SPEC §14, shared by HTTP and the CLI.
+"""How jobs look from outside: the JSON shape shared by HTTP and the CLI (docs/http-api.md).
 
 Times are ISO 8601 UTC with milliseconds. Payloads arrive as msgpack and may hold
 binary strings, which JSON cannot; they are shown as ``{"$base64": "..."}``.
+
+Rendering never fails a whole job, let alone a listing. Every door checks what it lets
+in (the depth limit of ``protocol.limits``, ``LATEST_TIME``), but a row written by an
+older build, or by a custom store, may still hold what cannot be shown: such a field is
+shown as ``null`` and the job carries ``render_error`` saying which fields and why.
 """
 
 from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
+from protocol.limits import MAX_DEPTH, TooDeep
 from supervisor.records import JobRecord
+
+# The last second ``datetime`` can show (9999-12-31T23:59:59Z): a later run_at is refused.
+LATEST_TIME: Final = 253402300799
 
 
 def iso(wall: float | None) -> str | None:
@@ -37,25 +47,44 @@ def parse_time(value: Any) -> float:
     raise ValueError(f"expected seconds since the epoch or an ISO 8601 string, got {value!r}")
 
 
-def jsonable(value: Any) -> Any:
-    """Make a decoded msgpack value JSON-safe (bytes, non-string keys, NaN)."""
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """Make a decoded msgpack value JSON-safe (bytes, non-string keys, NaN).
+
+    Raises ``TooDeep`` past the shared depth limit rather than the interpreter's.
+    """
     if value is None or isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$base64": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, dict):
-        return {
-            k if isinstance(k, str) else str(jsonable(k)): jsonable(v) for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
+    if isinstance(value, dict | list | tuple):
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise TooDeep("the value")
+        if isinstance(value, dict):
+            return {
+                k if isinstance(k, str) else str(jsonable(k, depth)): jsonable(v, depth)
+                for k, v in value.items()
+            }
+        return [jsonable(v, depth) for v in value]
     return repr(value)
 
 
 def job_json(job: JobRecord) -> dict[str, Any]:
-    return {
+    """The job as the API shows it; fields that cannot be shown are ``null`` and named in
+    ``render_error`` (see the module docstring)."""
+    problems: list[str] = []
+
+    def show(field: str, render: Callable[[Any], Any], value: Any) -> Any:
+        try:
+            return render(value)
+        except (ValueError, TypeError, OverflowError, OSError, RecursionError) as exc:
+            # RecursionError: a custom store may hand back anything; never a 500 for it.
+            problems.append(f"{field}: {exc}")
+            return None
+
+    shown = {
         "id": job.id,
         "name": job.name,
         "status": job.status.value,
@@ -66,18 +95,21 @@ def job_json(job: JobRecord) -> dict[str, Any]:
         "progress": {
             "percent": job.progress,
             "message": job.progress_message,
-            "data": jsonable(job.progress_data),
+            "data": show("progress.data", jsonable, job.progress_data),
         },
-        "data": jsonable(job.data),
-        "result": jsonable(job.result),
-        "error": jsonable(job.error),
-        "created_at": iso(job.created_at),
-        "started_at": iso(job.started_at),
-        "finished_at": iso(job.finished_at),
-        "run_at": iso(job.run_at),
-        "last_heartbeat": iso(job.last_heartbeat),
+        "data": show("data", jsonable, job.data),
+        "result": show("result", jsonable, job.result),
+        "error": show("error", jsonable, job.error),
+        "created_at": show("created_at", iso, job.created_at),
+        "started_at": show("started_at", iso, job.started_at),
+        "finished_at": show("finished_at", iso, job.finished_at),
+        "run_at": show("run_at", iso, job.run_at),
+        "last_heartbeat": show("last_heartbeat", iso, job.last_heartbeat),
         "socket": job.socket_path
         if job.socket_path is not None
         else (None if job.tcp_port is None else f"tcp://127.0.0.1:{job.tcp_port}"),
         "node": job.node,
     }
+    if problems:
+        shown["render_error"] = "cannot show " + "; ".join(problems)
+    return shown

@@ -1,1 +1,1 @@
-"""The HTTP API, served by h11 inside the supervisor loop (SPEC §7)."""
+"""The HTTP API, served by h11 inside the supervisor loop (docs/http-api.md)."""

@@ -1,15 +1,16 @@
-"""The HTTP API's routes (SPEC §7): requests in, responses out, no sockets here.
+"""The HTTP API's routes (docs/http-api.md): requests in, responses out, no sockets here.
 
 Every error is JSON ``{"error": {"code", "message"}}`` with a fitting status: 400 for a
-malformed body or parameter, 401 without the bearer token, 404 for an unknown route,
-job or job name, 405 (with ``Allow``) for a wrong method, 409 for a conflict such as
-cancelling a finished job, 413 for an oversized body.
+malformed body or an unknown or bad query parameter, 401 without the bearer token
+(``supervisor.http.auth``), 404 for an unknown route, job or job name, 405 (with
+``Allow``) for a wrong method, 409 for a conflict such as cancelling a finished job,
+413 for an oversized body. ``HEAD`` is answered as ``GET`` (the server drops the body).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,12 +22,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from supervisor import joblogs
 from supervisor.errors import BadRequest, JobNotFound, JobvisorError
+from supervisor.http import jsonbody
+from supervisor.http.auth import authorized
+from supervisor.logthrottle import LogThrottle
 from supervisor.metrics import render as render_metrics
+from supervisor.records import JobRecord
 from supervisor.states import JobStatus
 from supervisor.views import job_json, parse_time
 
 if TYPE_CHECKING:
     from supervisor.core import Supervisor
+
+log = logging.getLogger(__name__)
+# A stored row that cannot be shown is reported once (per job and hour), not per read.
+_render_log = LogThrottle(log, burst=1, interval=3600.0)
+# Accepted on every route: ``?token=`` authorizes a GET (supervisor.http.auth).
+COMMON_PARAMS = frozenset({"token"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,76 +89,94 @@ def error_response(
 class SubmitBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(min_length=1)
-    data: Any = None
+    data: Any = Field(default_factory=dict)  # the CLI's default too: docs/http-api.md
     max_attempts: int | None = Field(default=None, ge=1, le=1000)
     run_at: float | int | str | None = None
 
 
 Handler = Callable[["Supervisor", Request, dict[str, str]], Response]
-_ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
 
 
-def route(pattern: str, method: str) -> Callable[[Handler], Handler]:
+@dataclass(frozen=True, slots=True)
+class Route:
+    handler: Handler
+    params: frozenset[str]  # the query parameters it reads; any other one is a 400
+
+
+_ROUTES: list[tuple[str, re.Pattern[str], dict[str, Route]]] = []
+
+
+def route(pattern: str, method: str, params: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
     compiled = re.compile("^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", pattern) + "$")
 
     def register(fn: Handler) -> Handler:
-        for existing, methods in _ROUTES:
-            if existing.pattern == compiled.pattern:
-                methods[method] = fn
+        entry = Route(fn, COMMON_PARAMS | frozenset(params))
+        for existing, _compiled, methods in _ROUTES:
+            if existing == pattern:
+                methods[method] = entry
                 break
         else:
-            _ROUTES.append((compiled, {method: fn}))
+            _ROUTES.append((pattern, compiled, {method: entry}))
         return fn
 
     return register
 
 
-def handle(sup: Supervisor, request: Request) -> Response:
-    for pattern, methods in _ROUTES:
-        match = pattern.match(request.path)
+def handle(sup: Supervisor, request: Request, token: str | None) -> Response:
+    """Answer ``request``; ``token`` is the bearer token required (``None``: no auth)."""
+    for _pattern, compiled, methods in _ROUTES:
+        match = compiled.match(request.path)
         if match is None:
             continue
-        handler = methods.get(request.method)
-        if handler is None:
-            allowed = ", ".join(sorted(methods))
+        entry = methods.get("GET" if request.method == "HEAD" else request.method)
+        if entry is None:
+            names = set(methods) | ({"HEAD"} if "GET" in methods else set())
+            allowed = ", ".join(sorted(names))
             return error_response(
                 405,
                 "method_not_allowed",
                 f"{request.method} is not allowed on {request.path} (allowed: {allowed})",
                 [("allow", allowed)],
             )
-        if request.path != "/healthz" and not _authorized(sup, request):
+        if not authorized(request, token):
             return error_response(
                 401,
                 "unauthorized",
-                "a valid bearer token is required",
+                "a valid bearer token is required (Authorization: Bearer TOKEN; "
+                "jobvisor's CLI reads it from the config or state_dir/http.token)",
                 [("www-authenticate", "Bearer")],
             )
         try:
-            return handler(sup, request, match.groupdict())
+            _check_params(request, entry.params)
+            return entry.handler(sup, request, match.groupdict())
         except JobvisorError as exc:
             return error_response(exc.http_status, exc.code, str(exc))
     return error_response(404, "not_found", f"no route for {request.path}")
 
 
-def _authorized(sup: Supervisor, request: Request) -> bool:
-    token = sup.settings.auth_token
-    if not token:
-        return True
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode(), token.encode()
-    )
+def _check_params(request: Request, known: frozenset[str]) -> None:
+    unknown = sorted(set(request.query) - known)
+    if unknown:
+        listed = ", ".join(sorted(known - COMMON_PARAMS)) or "none"
+        raise BadRequest(
+            f"unknown query parameter {unknown[0]!r} for {request.method} {request.path} "
+            f"(accepted: {listed})"
+        )
 
 
-def _json_body(request: Request) -> Any:
-    if not request.body.strip():
-        raise BadRequest("the request needs a JSON body")
-    try:
-        return json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"invalid JSON body: {exc}") from None
+def _show(sup: Supervisor, job: JobRecord) -> dict[str, Any]:
+    """``job_json``, logging (rate-limited) a row that cannot be shown whole."""
+    shown = job_json(job)
+    if "render_error" in shown:
+        _render_log.log(
+            logging.WARNING,
+            job.id,
+            sup.clock.monotonic(),
+            "job %s: %s",
+            job.id,
+            shown["render_error"],
+        )
+    return shown
 
 
 def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -168,6 +197,24 @@ def _job_or_404(sup: Supervisor, job_id: str) -> Any:
     if job is None:
         raise JobNotFound(f"no job with id {job_id!r}")
     return job
+
+
+@route("/", "GET")
+def index(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
+    """Where the listening line's browser URL lands: what this API offers."""
+    return json_response(
+        200,
+        {
+            "service": "jobvisor",
+            "node": sup.settings.node,
+            "routes": [
+                f"{method} {pattern}"
+                for pattern, _compiled, methods in _ROUTES
+                for method in methods
+            ],
+            "docs": "docs/http-api.md",
+        },
+    )
 
 
 @route("/healthz", "GET")
@@ -194,7 +241,7 @@ def metrics(sup: Supervisor, request: Request, params: dict[str, str]) -> Respon
 
 @route("/jobs", "POST")
 def submit(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
-    raw = _json_body(request)
+    raw = jsonbody.parse(request.body)
     try:
         body = SubmitBody.model_validate(raw)
     except ValidationError as exc:
@@ -211,11 +258,11 @@ def submit(sup: Supervisor, request: Request, params: dict[str, str]) -> Respons
             raise BadRequest(f"run_at: {exc}") from None
     job = sup.enqueue(body.name, body.data, max_attempts=body.max_attempts, run_at=run_at)
     return json_response(
-        201, {"id": job.id, "job": job_json(job)}, [("location", f"/jobs/{job.id}")]
+        201, {"id": job.id, "job": _show(sup, job)}, [("location", f"/jobs/{job.id}")]
     )
 
 
-@route("/jobs", "GET")
+@route("/jobs", "GET", ("name", "status", "limit", "offset"))
 def list_jobs(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
     status_text = request.query.get("status") or None
     status = None
@@ -230,26 +277,26 @@ def list_jobs(sup: Supervisor, request: Request, params: dict[str, str]) -> Resp
     jobs = sup.list(
         name=request.query.get("name") or None, status=status, limit=limit, offset=offset
     )
-    return json_response(200, {"jobs": [job_json(job) for job in jobs]})
+    return json_response(200, {"jobs": [_show(sup, job) for job in jobs]})
 
 
 @route("/jobs/{job_id}", "GET")
 def get_job(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
-    return json_response(200, job_json(_job_or_404(sup, params["job_id"])))
+    return json_response(200, _show(sup, _job_or_404(sup, params["job_id"])))
 
 
 @route("/jobs/{job_id}/cancel", "POST")
 def cancel_job(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
     reason = "cancelled via the HTTP API"
     if request.body.strip():
-        body = _json_body(request)
+        body = jsonbody.parse(request.body)
         if isinstance(body, dict) and isinstance(body.get("reason"), str):
             reason = body["reason"]
     job = sup.cancel(params["job_id"], reason)
-    return json_response(200, job_json(job))
+    return json_response(200, _show(sup, job))
 
 
-@route("/jobs/{job_id}/logs", "GET")
+@route("/jobs/{job_id}/logs", "GET", ("offset", "limit"))
 def job_logs(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
     job = _job_or_404(sup, params["job_id"])
     offset = _int_param(request, "offset", 0, 0, 1 << 62)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import struct
-import urllib.request
 
 import msgpack
 import pytest
@@ -13,6 +11,7 @@ import pytest
 import protocol
 from supervisor.client import ClientError
 from supervisor.testing import raw_handshake, wait_for
+from tests.supervisor.rawhttp import request
 
 
 def _frame(body: bytes) -> bytes:
@@ -131,15 +130,6 @@ def test_flood_of_valid_frames_before_hello_is_cut_off(start, worker, tmp_path):
     assert sv.wait(job_id)["status"] == "completed"
 
 
-def _post(url: str, body: bytes, method: str = "POST") -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "code"),
     [
@@ -164,8 +154,9 @@ def _post(url: str, body: bytes, method: str = "POST") -> tuple[int, dict]:
 def test_bad_http_requests_get_json_errors(method, path, body, status, code, start, worker):
     """Each bad request gets the right status and a JSON error; the server carries on."""
     sv = start({"demo": worker()})
-    got_status, payload = _post(sv.http.url + path, body, method)
-    assert got_status == status
+    reply = request(sv, method, path, body)
+    assert reply.status == status
+    payload = reply.json()
     assert payload["error"]["code"] == code
     assert payload["error"]["message"]
     assert sv.client.health()["status"] == "ok"
@@ -174,8 +165,8 @@ def test_bad_http_requests_get_json_errors(method, path, body, status, code, sta
 def test_oversized_and_malformed_http_is_refused(start, worker):
     """A 2 MiB body gets 413; bytes that are not HTTP get 400; the server carries on."""
     sv = start({"demo": worker()})
-    status, payload = _post(sv.http.url + "/jobs", b"x" * (2 << 20))
-    assert status == 413 and payload["error"]["code"] == "body_too_large"
+    reply = request(sv, "POST", "/jobs", b"x" * (2 << 20))
+    assert reply.status == 413 and reply.json()["error"]["code"] == "body_too_large"
     sock = socket.create_connection((sv.http.host, sv.http.port), timeout=10)
     sock.sendall(b"\x16\x03\x01 this is not http\r\n\r\n")
     reply = sock.recv(65536)

@@ -26,11 +26,18 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+def address(sv: SupervisorThread) -> list[str]:
+    """``--url`` and ``--token`` of ``sv`` (tests of reading them from a config do not
+    use this)."""
+    client = sv.client
+    return ["--url", client.url, "--token", client.token]
+
+
 def jobvisor(
     *args: str, sv: SupervisorThread | None = None, cwd: Path, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m supervisor ARGS`` (``--url`` of ``sv`` first when given)."""
-    url = ["--url", sv.client.url] if sv is not None else []
+    """Run ``python -m supervisor ARGS`` (``--url``/``--token`` of ``sv`` first when given)."""
+    url = address(sv) if sv is not None else []
     return subprocess.run(
         [sys.executable, "-m", "supervisor", *url, *args],
         capture_output=True,
@@ -44,7 +51,7 @@ def jobvisor(
 
 def popen(*args: str, sv: SupervisorThread, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "supervisor", "--url", sv.client.url, *args],
+        [sys.executable, "-m", "supervisor", *address(sv), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -146,11 +153,12 @@ def test_jobvisor_toml_in_the_working_directory_is_used(tmp_path):
     assert "jobvisor.toml: jobs.x.nope: unknown key" in result.stderr
 
 
-def test_url_comes_from_the_config_file(sv, tmp_path):
-    """Without --url the CLI talks to the config's http address."""
+def test_url_and_token_come_from_the_config_file(sv, tmp_path):
+    """Without --url or --token the CLI talks to the config's http address, with the
+    token the supervisor generated in the config's state folder."""
     host_port = sv.client.url.removeprefix("http://")
     config = tmp_path / "jobvisor.toml"
-    config.write_text(f'http = "{host_port}"\n')
+    config.write_text(f'http = "{host_port}"\nstate_dir = "{sv.settings.state_dir}"\n')
     job_id = sv.enqueue("demo")
     sv.wait(job_id)
     result = jobvisor("--config", str(config), "show", job_id, cwd=tmp_path)
@@ -321,7 +329,7 @@ def test_jobs_filters_by_status_and_name(sv, tmp_path):
 
 
 def test_show_prints_the_job_as_json(sv, tmp_path):
-    """``show ID`` prints the job with the fields of SPEC §14."""
+    """``show ID`` prints the job with the fields docs/http-api.md lists."""
     job_id = sv.enqueue("demo", {"actions": [["return", [1, 2]]]})
     sv.wait(job_id)
     result = jobvisor("show", job_id, sv=sv, cwd=tmp_path)

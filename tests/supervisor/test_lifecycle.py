@@ -134,13 +134,13 @@ def test_python_api_enqueue_get_by_name_and_running_external(start, worker, tmp_
 
 def test_metrics_count_jobs_and_messages_in_prometheus_format(start, worker):
     """GET /metrics serves counters and gauges in the Prometheus text format."""
-    import urllib.request
+    from tests.supervisor.rawhttp import request
 
     sv = start({"demo": worker()})
     sv.wait(sv.enqueue("demo", {"actions": [["progress", 5, "a"], ["log", "info", "b"]]}))
-    with urllib.request.urlopen(sv.http.url + "/metrics", timeout=10) as response:
-        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-        text = response.read().decode()
+    response = request(sv, "GET", "/metrics")
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = response.body.decode()
     values = {
         line.split()[0]: float(line.split()[1])
         for line in text.splitlines()

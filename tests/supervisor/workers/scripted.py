@@ -1,7 +1,7 @@
 """A test worker driven by its job data: ``{"actions": [[verb, *args], ...]}``.
 
 Verbs: progress PCT MSG | log LEVEL MSG | sleep S | touch PATH (appends 'pid attempt time') | wait_file PATH |
-return VALUE | raise MSG | exit CODE (no outcome) | hang (heartbeats go on) |
+return VALUE | return_nested DEPTH (DEPTH lists inside each other) | raise MSG | exit CODE (no outcome) | hang (heartbeats go on) |
 stop (SIGSTOP itself: silent, heartbeat thread included) |
 complete_then_kill_supervisor VALUE (complete; once acked, SIGKILL the supervisor, exit 0) |
 complete_then_touch VALUE PATH (complete; once acked, create PATH, exit 0).
@@ -62,6 +62,11 @@ def main(job: Job) -> object:
             os.rename(args[0] + ".tmp", args[0])
         elif verb == "return":
             return args[0]
+        elif verb == "return_nested":
+            value: object = 0
+            for _ in range(args[0]):
+                value = [value]
+            return value
         elif verb == "raise":
             raise RuntimeError(args[0])
         elif verb == "exit":
