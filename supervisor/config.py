@@ -1,10 +1,10 @@
-"""jobvisor.toml: parsing, validation and resolution into ``Settings`` (SPEC §14).
+"""jobvisor.toml: parsing, validation and resolution into ``Settings`` (docs/configuration.md).
 
 Validation is pydantic in strict mode (a TOML string is never silently turned into a
 number) with unknown keys forbidden; every error is reported as
 ``FILE: KEY.PATH: what is wrong``. Relative paths resolve against the folder of the
-file, and so does a relative ``command`` that contains a slash. Keys beyond SPEC §14
-(``flush_interval``, ``kill_grace`` ...) are documented in docs/configuration.md.
+file, and so does a relative ``command`` that contains a slash. Tuning and hardening keys
+beyond the core set (``flush_interval``, ``kill_grace`` ...) are in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class ConfigModel(_Strict):
     default_heartbeat_timeout: PositiveFloat = 30.0
     python_path: list[str] = ["."]
     workflows: list[str] = []
-    # Beyond SPEC §14 (docs/configuration.md):
+    # Beyond the core keys (docs/configuration.md):
     flush_interval: PositiveFloat = 1.0
     kill_grace: PositiveFloat = 10.0
     max_frame_size: Annotated[int, Field(ge=1024, le=(1 << 32) - 1)] = 1 << 20

@@ -1,4 +1,4 @@
-"""Per-job endpoints: the socket folder, listener sockets, and reservations (SPEC §6.4).
+"""Per-job endpoints: the socket folder, listener sockets, and reservations (docs/restarts.md).
 
 Every job gets its own endpoint: a Unix socket ``<socket_dir>/<instance>/<job id>.sock``
 or a loopback TCP port from ``tcp_port_range``; a retry reuses it when it is still free
@@ -9,9 +9,9 @@ any number of restarts.
 A new attempt is never given a reserved endpoint, and asking for one explicitly raises
 ``ReservationError``.
 
-Security (SPEC §12): the socket folder is 0700 and must belong to us; socket files are
-0600 (chmod right after bind, inside the private folder); TCP
-listeners bind 127.0.0.1 only. Tokens, not addresses, authenticate workers.
+Security (docs/security.md): the socket folder is 0700 and must belong to us; socket
+files are 0600 (chmod right after bind, inside the private folder); TCP listeners bind
+127.0.0.1 only. Proofs of the attempt's token, not addresses, authenticate workers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Counters and the Prometheus text exposition served at ``GET /metrics`` (SPEC §7).
+"""Counters and the Prometheus text exposition served at ``GET /metrics`` (docs/http-api.md).
 
 Counters are plain integers bumped on the loop thread (no locks, no allocation per
 message); gauges are computed from the job table when scraped.

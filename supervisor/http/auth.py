@@ -29,7 +29,7 @@ from supervisor.errors import ConfigError
 
 if TYPE_CHECKING:
     from supervisor.config import Settings
-    from supervisor.http.routes import Request
+    from supervisor.http.exchange import Request
 
 log = logging.getLogger(__name__)
 

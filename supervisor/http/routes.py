@@ -13,17 +13,16 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
-import h11
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from supervisor import joblogs
 from supervisor.errors import BadRequest, JobNotFound, JobvisorError
 from supervisor.http import jsonbody
 from supervisor.http.auth import authorized
+from supervisor.http.exchange import Request, Response
 from supervisor.logthrottle import LogThrottle
 from supervisor.metrics import render as render_metrics
 from supervisor.records import JobRecord
@@ -38,39 +37,6 @@ log = logging.getLogger(__name__)
 _render_log = LogThrottle(log, burst=1, interval=3600.0)
 # Accepted on every route: ``?token=`` authorizes a GET (supervisor.http.auth).
 COMMON_PARAMS = frozenset({"token"})
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    method: str
-    target: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-    @classmethod
-    def from_h11(cls, event: h11.Request, body: bytes) -> Request:
-        target = event.target.decode("latin-1")
-        parts = urlsplit(target)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
-        return cls(
-            event.method.decode("ascii", "replace").upper(),
-            target,
-            unquote(parts.path),
-            query,
-            headers,
-            body,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 def json_response(

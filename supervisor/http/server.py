@@ -41,7 +41,8 @@ import h11
 
 from supervisor.channels import ACCEPT_BACKOFF
 from supervisor.http.auth import server_token
-from supervisor.http.routes import Request, Response, error_response, handle
+from supervisor.http.exchange import Request, Response
+from supervisor.http.routes import error_response, handle
 from supervisor.logthrottle import LogThrottle
 from supervisor.loop import Outgoing
 

@@ -1,4 +1,4 @@
-"""The store interface (the "adapter" of SPEC §5): everything the supervisor persists.
+"""The store interface (the "adapter"; docs/persistence.md): everything the supervisor persists.
 
 All calls happen on the loop thread. ``write`` is the only writer and is one
 transaction: full rows for jobs with hard changes, heartbeat/progress columns for jobs

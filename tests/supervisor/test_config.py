@@ -82,7 +82,7 @@ def _no_token_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_full_file_resolves_every_key_and_relative_path_against_its_folder(tmp_path, monkeypatch):
-    """Every SPEC §14 key is read; relative paths resolve against the file's folder, not cwd."""
+    """Every documented top-level key is read; relative paths resolve against the file's folder, not cwd."""
     # A short folder: socket_dir resolves under it and must fit a Unix socket address,
     # whatever the length of pytest's tmp_path on this machine.
     conf_dir = Path(short_socket_dir()) / "conf"

@@ -1,4 +1,4 @@
-"""Surviving restarts (SPEC §6, issue 4): kill -9 the supervisor, start it again, lose nothing."""
+"""Surviving restarts (docs/restarts.md): kill -9 the supervisor, start it again, lose nothing."""
 
 from __future__ import annotations
 
