@@ -343,21 +343,17 @@ class Supervisor:
         self._start_queued = False
         busy: Counter[str] = self.runner.busy_by_kind()
         free = self.settings.concurrency - sum(busy.values())
-        limits = {name: kind.concurrency for name, kind in self.kinds.items()}
+        kind_limits = {name: kind.concurrency for name, kind in self.kinds.items()}
         skip = self.runner.winding_down()
         batch: list[JobRecord] = []
         while free > 0:
-            job = self.table.next_startable(free, limits, busy, skip)
+            job = self.table.next_startable(free, kind_limits, busy, skip)
             if job is None:
                 break
             self.table.dequeue(job)
-            kind = self.kinds.get(job.name)
-            if kind is None:  # its [jobs.NAME] was removed while it waited
-                error = {
-                    "message": f"no job kind named {job.name!r} is registered any more",
-                    "reason": "config",
-                    "attempt": job.attempts,
-                }
+            problem = self._unstartable(job)
+            if problem is not None:
+                error = {**problem, "attempt": job.attempts}
                 self.table.set_status(
                     job, JobStatus.FAILED, error=error, finished_at=self.clock.wall()
                 )
@@ -370,6 +366,21 @@ class Supervisor:
             free -= 1
         if batch:
             self.runner.start(batch)
+
+    def _unstartable(self, job: JobRecord) -> dict[str, Any] | None:
+        """Why no attempt of ``job`` can ever run (it then fails at once, without retries)."""
+        if job.name not in self.kinds:  # its [jobs.NAME] was removed while it waited
+            return {
+                "message": f"no job kind named {job.name!r} is registered any more",
+                "reason": "config",
+            }
+        if limits.depth_exceeds(job.data):  # let in by an older build: no welcome carries it
+            return {
+                "message": f"its data nests deeper than {limits.MAX_DEPTH} levels, "
+                "so no worker can be sent it",
+                "reason": "data",
+            }
+        return None
 
     def _arm_run_at(self, job: JobRecord) -> None:
         assert job.run_at is not None

@@ -141,6 +141,34 @@ def test_a_row_that_cannot_be_shown_is_marked_and_does_not_break_reads(sv, caplo
     assert len(lines) == 1, [r.getMessage() for r in lines]
 
 
+def test_a_stored_job_whose_data_no_worker_can_be_sent_fails_at_once(sv):
+    """Data nested too deep by an older build fails its job at start, saying why, instead
+    of spawning workers that can never be welcomed; other jobs run on."""
+
+    def insert_too_deep() -> str:
+        job = JobRecord(
+            id=new_job_id(),
+            name="demo",
+            data=nested(MAX_DEPTH + 1),
+            status=JobStatus.PENDING,
+            seq=sv.sup.table.next_seq(),
+            created_at=sv.sup.clock.wall(),
+            node="test",
+        )
+        sv.sup.table.insert(job)
+        sv.sup._queue_start()
+        return job.id
+
+    bad = sv.call(insert_too_deep)
+    job = sv.wait(bad)
+    assert job["status"] == "failed" and job["attempts"] == 0
+    assert (
+        job["error"]["reason"] == "data" and f"deeper than {MAX_DEPTH}" in job["error"]["message"]
+    )
+    good = sv.client.submit("demo", {"actions": [["return", 2]]})
+    assert sv.wait(good)["result"] == 2
+
+
 def test_a_worker_result_nested_too_deep_fails_the_job_saying_why(start, worker):
     """The worker library refuses to encode what the supervisor would refuse to decode:
     the attempt fails naming the limit, instead of replaying the result forever."""
