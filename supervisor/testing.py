@@ -28,6 +28,8 @@ from protocol import handshake
 from supervisor.client import Client
 from supervisor.config import Settings, load_config, settings_from_mapping
 from supervisor.embedded import SupervisorThread, wait_for
+from supervisor.records import JobRecord
+from supervisor.stores import SqliteStore
 
 __all__ = [
     "TEST_RUN_VAR",
@@ -137,6 +139,17 @@ def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
     reader.start()
     reader.join(timeout)
     return result[0] if result else ""
+
+
+def stored_job(db_path: Path, job_id: str) -> JobRecord | None:
+    """``job_id`` as a SQLite store holds it, read once its supervisor is gone (while one
+    runs, the store is its alone: docs/persistence.md)."""
+    store = SqliteStore(path=db_path)
+    store.open()
+    try:
+        return store.get(job_id)
+    finally:
+        store.close()
 
 
 def kill_workers(marker: str) -> int:

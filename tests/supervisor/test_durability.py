@@ -14,8 +14,14 @@ from supervisor.client import ClientError
 from supervisor.core import Supervisor
 from supervisor.errors import StoreError
 from supervisor.states import ProcessState
-from supervisor.stores import SqliteStore
-from supervisor.testing import ServerProcess, kill_workers, make_settings, raw_handshake, wait_for
+from supervisor.testing import (
+    ServerProcess,
+    kill_workers,
+    make_settings,
+    raw_handshake,
+    stored_job,
+    wait_for,
+)
 from tests.supervisor.failingstore import TRIGGER, FailingStore
 from tests.supervisor.serverconfig import write_config
 
@@ -175,12 +181,7 @@ def test_no_ack_for_an_outcome_whose_commit_failed(tmp_path, marker):
     finally:
         server.kill()
     # What the store holds once the worker was acked: its outcome, committed once.
-    store = SqliteStore(path=state / "jobs.db")
-    store.open()  # the lock died with the supervisor
-    try:
-        stored = store.get(job_id)
-    finally:
-        store.close()
+    stored = stored_job(state / "jobs.db", job_id)  # the lock died with the supervisor
     assert stored is not None and stored.status.value == "completed" and stored.attempts == 1
 
 

@@ -10,7 +10,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from supervisor.errors import ConfigError
 from supervisor.testing import ServerProcess, make_settings
 from tests.supervisor.rawhttp import request
 from tests.supervisor.serverconfig import write_config
-from tests.supervisor.test_cli import cli_env
+from tests.supervisor.test_cli import jobvisor
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -196,26 +195,16 @@ def test_another_local_user_can_do_nothing_but_the_owner_needs_no_token(stranger
         job_id = ""
         try:
             (base / "state").chmod(0o755)
-            owner = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "supervisor",
-                    "--config",
-                    str(config),
-                    "--url",  # the config's port is 0; the token is not given
-                    server.url,
-                    "submit",
-                    "demo",
-                    "--data",
-                    json.dumps({"actions": [["hang"]]}),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
+            owner = jobvisor(
+                "--config",
+                str(config),
+                "--url",  # the config's port is 0; the token is not given
+                server.url,
+                "submit",
+                "demo",
+                "--data",
+                json.dumps({"actions": [["hang"]]}),
                 cwd=tmp_path,
-                env=cli_env(),
-                check=False,
             )
             assert owner.returncode == 0, owner.stderr
             job_id = owner.stdout.strip()
@@ -245,24 +234,8 @@ def test_another_local_user_can_do_nothing_but_the_owner_needs_no_token(stranger
             assert results.pop("token_file") == "PermissionError"
             assert results.pop("health") == 200
             assert set(results.values()) == {401}, results
-            listed = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "supervisor",
-                    "jobs",
-                    "--json",
-                    "--config",
-                    str(config),
-                    "--url",
-                    server.url,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                cwd=tmp_path,
-                env=cli_env(),
-                check=False,
+            listed = jobvisor(
+                "jobs", "--json", "--config", str(config), "--url", server.url, cwd=tmp_path
             )
             assert listed.returncode == 0, listed.stderr
             jobs = json.loads(listed.stdout)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import protocol
-from supervisor.stores import SqliteStore
-from supervisor.testing import ServerProcess, wait_for
+from supervisor.testing import ServerProcess, stored_job, wait_for
 from tests.supervisor.serverconfig import write_config
 from tests.supervisor.test_durability import _hold_workers
 
@@ -46,12 +45,7 @@ def test_worker_gets_its_ack_only_after_the_outcome_is_committed(tmp_path, marke
         server.proc.wait(timeout=60)  # the worker kills it as soon as complete() returns
     finally:
         server.kill()
-    store = SqliteStore(path=tmp_path / "state" / "jobs.db")
-    store.open()  # the lock died with the supervisor
-    try:
-        job = store.get(job_id)
-    finally:
-        store.close()
+    job = stored_job(tmp_path / "state" / "jobs.db", job_id)  # the lock died with it
     assert job is not None and job.status.value == "completed" and job.result == 7
 
 
