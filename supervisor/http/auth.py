@@ -51,7 +51,9 @@ def server_token(settings: Settings) -> str | None:
     with contextlib.suppress(FileNotFoundError):
         return _read(settings)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
+    # Hex: a token that began with "-" would read as an option after --token, and hex
+    # needs no quoting in a shell or escaping in a URL.
+    token = secrets.token_hex(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:  # another process on this state folder was first: use its token

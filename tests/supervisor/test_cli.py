@@ -30,7 +30,7 @@ def address(sv: SupervisorThread) -> list[str]:
     """``--url`` and ``--token`` of ``sv`` (tests of reading them from a config do not
     use this)."""
     client = sv.client
-    return ["--url", client.url, "--token", client.token]
+    return ["--url", client.url, f"--token={client.token}"]
 
 
 def jobvisor(

@@ -34,7 +34,7 @@ def test_global_options_work_after_any_command(sv, tmp_path):
     value given before the command is not lost when the command does not repeat it."""
     job_id = sv.client.submit("demo", {"actions": [["return", 7]]})
     sv.wait(job_id)
-    url, token = address(sv)[1], address(sv)[3]
+    url, token = sv.client.url, sv.client.token
     after = jobvisor("show", job_id, "--url", url, "--token", token, cwd=tmp_path)
     assert after.returncode == 0, after.stderr
     assert json.loads(after.stdout)["result"] == 7

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -34,7 +35,9 @@ def test_every_route_but_healthz_needs_the_generated_token(start, worker):
     token_file = sv.settings.state_dir / "http.token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     token = token_file.read_text().strip()
-    assert len(token) >= 40 and sv.client.token == token
+    assert sv.client.token == token
+    # 256 bits, in hex: never read as an option after --token, never escaped in a URL.
+    assert re.fullmatch("[0-9a-f]{64}", token), token
     job_id = sv.client.submit("demo", {"actions": [["hang"]]})
     sv.wait(job_id, "running")
     attempts = [
