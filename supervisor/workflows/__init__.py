@@ -1,0 +1,1 @@
+"""Workflows: step functions built from inline handlers and jobs (docs/workflows.md)."""
