@@ -2,22 +2,34 @@
 
 All calls happen on the loop thread. ``write`` is the only writer and is one
 transaction: full rows for jobs with hard changes, heartbeat/progress columns for jobs
-with only soft changes. The supervisor calls it at most once per loop iteration for
-hard changes and once per flush interval for soft ones, and releases acks, HTTP
-responses and events only after it returns. A store raises ``StoreError`` when it cannot
-commit; the supervisor then stops (workers keep running and re-attach after a restart).
+with only soft changes, and full rows for the workflow instances that changed. The
+supervisor calls it at most once per loop iteration for hard changes and once per flush
+interval for soft ones, and releases acks, HTTP responses and events only after it
+returns. A store raises ``StoreError`` when it cannot commit; the supervisor then stops
+(workers keep running and re-attach after a restart).
 
 Any class with these methods can be named in config as ``store = "package.module:Class"``;
 it is constructed with the ``Settings`` object.
+
+Two levels. ``Store`` is what every store must provide: the jobs. ``InstanceStore`` adds
+workflow instances (``write`` takes them as a third argument, plus three readers); both
+shipped stores are instance stores. A custom store written before workflows existed is
+still a ``Store``: it runs jobs as before, because the supervisor calls ``write(jobs,
+soft)`` with two arguments whenever no instance changed. Only when an instance has to be
+written (or read) does ``require_instance_store`` refuse it, with an
+``InstancesUnsupported`` error naming the store and what it lacks.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
+from supervisor.errors import StoreError
 from supervisor.records import JobRecord
 from supervisor.states import JobStatus
+from supervisor.workflows.records import InstanceRecord, InstanceStatus
 
 
 @runtime_checkable
@@ -51,3 +63,82 @@ class Store(Protocol):
         """Jobs newest first, filtered by name and/or status."""
 
     def max_seq(self) -> int: ...
+
+
+@runtime_checkable
+class InstanceStore(Store, Protocol):
+    """A store that also persists workflow instances (docs/workflows.md, "Persistence")."""
+
+    def write(
+        self,
+        jobs: Sequence[JobRecord],
+        soft: Sequence[JobRecord] = (),
+        instances: Sequence[InstanceRecord] = (),
+    ) -> None:
+        """As ``Store.write``, and ``instances`` whole, in the SAME transaction: all of
+        it is committed, or (``StoreError``) none of it."""
+
+    def load_active_instances(self) -> list[InstanceRecord]:
+        """Every pending or running instance (children included), in ``seq`` order."""
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None: ...
+
+    def query_instances(
+        self,
+        *,
+        workflow: str | None = None,
+        status: InstanceStatus | None = None,
+        parent_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[InstanceRecord]:
+        """Instances newest first (``created_at``, then ``seq``), filtered by workflow
+        and/or status: top-level instances only, or the children of ``parent_id``."""
+
+
+# The methods an instance store adds (``write`` must also accept a third argument).
+INSTANCE_METHODS: Final = ("load_active_instances", "get_instance", "query_instances")
+
+
+class InstancesUnsupported(StoreError):
+    """A workflow instance met a store that cannot persist instances (a custom store
+    written before workflows existed)."""
+
+    code = "instances_unsupported"
+    http_status = 501
+
+
+def instance_support_missing(store: object) -> list[str]:
+    """What ``store`` lacks to persist instances: method names, or ``write(..., instances)``."""
+    missing = [m for m in INSTANCE_METHODS if not callable(getattr(store, m, None))]
+    write = getattr(store, "write", None)
+    try:
+        inspect.signature(write).bind((), (), ())  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # not callable, or no third parameter
+        missing.insert(0, "write(jobs, soft, instances)")
+    return missing
+
+
+def instance_store(store: Store) -> InstanceStore | None:
+    """``store`` if it persists workflow instances, else ``None``."""
+    if instance_support_missing(store):
+        return None
+    return store  # type: ignore[return-value]  # checked above, methods and signature
+
+
+def require_instance_store(store: Store, workflow: str | None = None) -> InstanceStore:
+    """``store`` as an ``InstanceStore``, or ``InstancesUnsupported`` saying what it lacks.
+
+    The workflow engine calls this before it creates an instance, so that a store
+    without instance support is refused with a clear error (naming ``workflow`` when
+    given) instead of failing the commit that would carry the instance.
+    """
+    missing = instance_support_missing(store)
+    if not missing:
+        return store  # type: ignore[return-value]  # checked above
+    cls = type(store)
+    what = f"workflow {workflow!r} cannot run: " if workflow is not None else ""
+    raise InstancesUnsupported(
+        f"{what}the store {cls.__module__}:{cls.__qualname__} does not persist workflow "
+        f"instances (missing: {', '.join(missing)}); see docs/persistence.md"
+    )

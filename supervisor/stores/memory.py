@@ -1,4 +1,8 @@
-"""The memory store (``persist = false``): nothing survives the process, by request."""
+"""The memory store (``persist = false``): nothing survives the process, by request.
+
+Jobs and workflow instances live in two dicts of copies, so a later in-memory change is
+never "committed" behind the loop's back; reads hand out copies for the same reason.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ from collections.abc import Sequence
 
 from supervisor.records import JobRecord
 from supervisor.states import JobStatus
+from supervisor.workflows.records import InstanceRecord, InstanceStatus
 
 
 class MemoryStore:
     def __init__(self, settings: object = None) -> None:
         self._rows: dict[str, JobRecord] = {}
+        self._instances: dict[str, InstanceRecord] = {}
         self.write_transactions = 0
 
     def open(self) -> None:
@@ -19,7 +25,12 @@ class MemoryStore:
     def close(self) -> None:
         pass
 
-    def write(self, jobs: Sequence[JobRecord], soft: Sequence[JobRecord] = ()) -> None:
+    def write(
+        self,
+        jobs: Sequence[JobRecord],
+        soft: Sequence[JobRecord] = (),
+        instances: Sequence[InstanceRecord] = (),
+    ) -> None:
         # Copies, so later in-memory changes are not "committed" behind the loop's back.
         for job in jobs:
             self._rows[job.id] = job.copy()
@@ -32,6 +43,8 @@ class MemoryStore:
                 row.progress = job.progress
                 row.progress_message = job.progress_message
                 row.progress_data = job.progress_data
+        for instance in instances:
+            self._instances[instance.id] = instance.copy()
         self.write_transactions += 1
 
     def load_active(self) -> list[JobRecord]:
@@ -70,3 +83,32 @@ class MemoryStore:
 
     def max_seq(self) -> int:
         return max((row.seq for row in self._rows.values()), default=0)
+
+    # --- workflow instances ---------------------------------------------------------------
+
+    def load_active_instances(self) -> list[InstanceRecord]:
+        active = [row.copy() for row in self._instances.values() if row.active]
+        return sorted(active, key=lambda instance: instance.seq)
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        row = self._instances.get(instance_id)
+        return None if row is None else row.copy()
+
+    def query_instances(
+        self,
+        *,
+        workflow: str | None = None,
+        status: InstanceStatus | None = None,
+        parent_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[InstanceRecord]:
+        rows = [
+            row
+            for row in self._instances.values()
+            if row.parent_id == parent_id
+            and (workflow is None or row.workflow == workflow)
+            and (status is None or row.status == status)
+        ]
+        rows.sort(key=lambda instance: (instance.created_at, instance.seq), reverse=True)
+        return [row.copy() for row in rows[offset : offset + limit]]

@@ -18,6 +18,11 @@ are created 0600 inside the 0700 state folder.
 Payloads (``data``, ``result``, ``progress_data``, ``error``) are stored as msgpack, the
 wire format they arrive in, so binary values round-trip exactly.
 
+Workflow instances (schema version 3) are rows of ``workflow_instances``, written by
+the same ``write`` transaction as the jobs: their payloads (``input``, ``output``,
+``error``) and their map of step states (``steps``, as ``records.encode_steps`` plain
+data) are msgpack too.
+
 Schema versions live in ``PRAGMA user_version``; ``MIGRATIONS[n]`` takes a database
 from version n to n+1, so a file made by any older jobvisor opens and is upgraded in
 place, and a file from a newer one is refused with a clear error.
@@ -36,6 +41,13 @@ from protocol import DecodeError, pack, unpack
 from supervisor.errors import StoreError
 from supervisor.records import RECORD_FIELDS, JobRecord
 from supervisor.states import JobStatus, ProcessState
+from supervisor.workflows.records import (
+    INSTANCE_FIELDS,
+    InstanceRecord,
+    InstanceStatus,
+    decode_steps,
+    encode_steps,
+)
 
 MIGRATIONS: Final[tuple[str, ...]] = (
     # 0 -> 1: the jobs table.
@@ -77,6 +89,34 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE jobs ADD COLUMN heartbeat_boottime REAL;
     ALTER TABLE jobs ADD COLUMN boot_id TEXT;
     """,
+    # 2 -> 3: workflow instances (docs/workflows.md, "Persistence"). Indexes: the active
+    # ones at start, in seq order; listings of top-level instances (parent_id IS NULL)
+    # or of one parent's children, newest first, optionally for one workflow.
+    """
+    CREATE TABLE workflow_instances (
+        id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        workflow TEXT NOT NULL,
+        status TEXT NOT NULL,
+        input BLOB,
+        created_at REAL NOT NULL,
+        node TEXT NOT NULL,
+        output BLOB,
+        error BLOB,
+        current_step TEXT,
+        steps BLOB NOT NULL,
+        parent_id TEXT,
+        branch TEXT,
+        started_at REAL,
+        finished_at REAL,
+        timeout_at REAL
+    );
+    CREATE INDEX workflow_instances_status_seq ON workflow_instances (status, seq);
+    CREATE INDEX workflow_instances_listing
+        ON workflow_instances (parent_id, created_at, seq);
+    CREATE INDEX workflow_instances_workflow
+        ON workflow_instances (parent_id, workflow, created_at, seq);
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -94,6 +134,15 @@ _SOFT: Final = (
     "progress_message = ?, progress_data = ? WHERE id = ?"
 )
 _ACTIVE = tuple(s.value for s in (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RUNNING))
+
+_INSTANCE_PACKED: Final = frozenset({"input", "output", "error", "steps"})
+_INSTANCE_COLUMNS: Final = ", ".join(INSTANCE_FIELDS)
+_INSTANCE_UPSERT: Final = (
+    f"INSERT INTO workflow_instances ({_INSTANCE_COLUMNS}) "  # noqa: S608 - fixed columns
+    f"VALUES ({', '.join('?' for _ in INSTANCE_FIELDS)}) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in INSTANCE_FIELDS if c != "id")
+)
+_ACTIVE_INSTANCE = tuple(s.value for s in (InstanceStatus.PENDING, InstanceStatus.RUNNING))
 
 
 def _make_private(path: Path) -> None:
@@ -132,6 +181,28 @@ def _from_row(row: Sequence[Any]) -> JobRecord:
     if values["process_state"] is not None:
         values["process_state"] = ProcessState(values["process_state"])
     return JobRecord(**values)
+
+
+def _instance_to_row(instance: InstanceRecord) -> tuple[Any, ...]:
+    row = []
+    for name in INSTANCE_FIELDS:
+        value = getattr(instance, name)
+        if name == "steps":
+            value = pack(encode_steps(value))
+        elif name in _INSTANCE_PACKED and value is not None:
+            value = pack(value)
+        row.append(value)
+    return tuple(row)
+
+
+def _instance_from_row(row: Sequence[Any]) -> InstanceRecord:
+    values = dict(zip(INSTANCE_FIELDS, row, strict=True))
+    for name in _INSTANCE_PACKED:
+        if values[name] is not None:
+            values[name] = unpack(values[name])
+    values["status"] = InstanceStatus(values["status"])
+    values["steps"] = decode_steps(values["steps"])
+    return InstanceRecord(**values)
 
 
 class SqliteStore:
@@ -196,8 +267,13 @@ class SqliteStore:
             self._db.close()
             self._db = None
 
-    def write(self, jobs: Sequence[JobRecord], soft: Sequence[JobRecord] = ()) -> None:
-        if not jobs and not soft:
+    def write(
+        self,
+        jobs: Sequence[JobRecord],
+        soft: Sequence[JobRecord] = (),
+        instances: Sequence[InstanceRecord] = (),
+    ) -> None:
+        if not jobs and not soft and not instances:
             return
         db = self.db
         try:
@@ -220,6 +296,10 @@ class SqliteStore:
                             )
                             for j in soft
                         ],
+                    )
+                if instances:
+                    db.executemany(
+                        _INSTANCE_UPSERT, [_instance_to_row(instance) for instance in instances]
                     )
                 db.execute("COMMIT")
             except BaseException:
@@ -273,3 +353,47 @@ class SqliteStore:
     def max_seq(self) -> int:
         (value,) = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
         return int(value)
+
+    # --- workflow instances ---------------------------------------------------------------
+
+    def _select_instances(self, where: str, params: Sequence[Any]) -> list[InstanceRecord]:
+        sql = f"SELECT {_INSTANCE_COLUMNS} FROM workflow_instances {where}"  # noqa: S608 - fixed columns
+        try:
+            rows = self.db.execute(sql, params).fetchall()
+            return [_instance_from_row(row) for row in rows]
+        except (sqlite3.Error, DecodeError, ValueError, TypeError) as exc:
+            raise StoreError(f"SQLite store {self.path}: read of instances failed: {exc}") from None
+
+    def load_active_instances(self) -> list[InstanceRecord]:
+        return self._select_instances("WHERE status IN (?, ?) ORDER BY seq", _ACTIVE_INSTANCE)
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        rows = self._select_instances("WHERE id = ?", (instance_id,))
+        return rows[0] if rows else None
+
+    def query_instances(
+        self,
+        *,
+        workflow: str | None = None,
+        status: InstanceStatus | None = None,
+        parent_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[InstanceRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if parent_id is None:
+            clauses.append("parent_id IS NULL")
+        else:
+            clauses.append("parent_id = ?")
+            params.append(parent_id)
+        if workflow is not None:
+            clauses.append("workflow = ?")
+            params.append(workflow)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status.value)
+        return self._select_instances(
+            f"WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )

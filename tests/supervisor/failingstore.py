@@ -2,9 +2,9 @@
 
 Stands in for a full disk where a test cannot mount a small file system: named in a
 test's config as ``store = "tests.supervisor.failingstore:FailingStore"``, it fails every
-write that carries hard changes once ``<state_dir>/refuse-commits`` exists, as SQLite
-does on a full disk (heartbeat-only writes still pass, so that the commit that fails
-is the one of the change the test makes).
+write that carries hard changes (job rows or workflow instances) once
+``<state_dir>/refuse-commits`` exists, as SQLite does on a full disk (heartbeat-only
+writes still pass, so that the commit that fails is the one of the change the test makes).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from supervisor.errors import StoreError
 from supervisor.records import JobRecord
 from supervisor.stores import SqliteStore
+from supervisor.workflows.records import InstanceRecord
 
 TRIGGER = "refuse-commits"
 
@@ -24,7 +25,12 @@ class FailingStore(SqliteStore):
         super().__init__(settings)
         self.trigger = settings.state_dir / TRIGGER
 
-    def write(self, jobs: Sequence[JobRecord], soft: Sequence[JobRecord] = ()) -> None:
-        if jobs and self.trigger.exists():
+    def write(
+        self,
+        jobs: Sequence[JobRecord],
+        soft: Sequence[JobRecord] = (),
+        instances: Sequence[InstanceRecord] = (),
+    ) -> None:
+        if (jobs or instances) and self.trigger.exists():
             raise StoreError(f"SQLite store {self.path}: commit failed: database or disk is full")
-        super().write(jobs, soft)
+        super().write(jobs, soft, instances)

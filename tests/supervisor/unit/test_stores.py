@@ -21,9 +21,18 @@ from supervisor.errors import BadRequest, ConfigError, StoreError
 from supervisor.records import JobRecord
 from supervisor.states import JobStatus, ProcessState
 from supervisor.stores import STORE_METHODS, MemoryStore, SqliteStore, Store, make_store
+from supervisor.stores.base import (
+    InstanceStore,
+    InstancesUnsupported,
+    instance_store,
+    instance_support_missing,
+    require_instance_store,
+)
 from supervisor.stores.sqlite import MIGRATIONS, SCHEMA_VERSION
 from supervisor.testing import make_settings
+from supervisor.workflows.records import StepState
 from tests.supervisor.unit.factories import make_job
+from tests.workflows.store_factories import make_instance
 
 BINARY = bytes(range(256))
 
@@ -355,7 +364,91 @@ def test_sqlite_upgrades_a_version_one_database_and_keeps_its_jobs(sqlite_path):
     finally:
         store.close()
     raw = sqlite3.connect(sqlite_path)
-    assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (2,)
+    assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
+    raw.close()
+
+
+def make_v2_database(path: Path) -> None:
+    """A file as jobvisor left it before workflow instances (schema version 2), one job in it."""
+    raw = sqlite3.connect(path)
+    raw.executescript(MIGRATIONS[0])
+    raw.executescript(MIGRATIONS[1])
+    raw.execute(
+        "INSERT INTO jobs (id, name, status, seq, created_at, node, max_attempts, attempts,"
+        " last_heartbeat, heartbeat_boottime, boot_id)"
+        " VALUES ('v2job', 'demo', 'running', 7, 1.0, 'n', 3, 1, 2.0, 3.5, 'boot-2')"
+    )
+    raw.execute("PRAGMA user_version = 2")
+    raw.commit()
+    raw.close()
+
+
+def test_sqlite_upgrades_a_version_two_database_keeping_jobs_and_adding_instances(sqlite_path):
+    """A file from before workflow instances keeps every job and then stores instances too."""
+    make_v2_database(sqlite_path)
+    store = open_sqlite(sqlite_path)
+    try:
+        job = store.get("v2job")
+        assert job is not None and (job.seq, job.heartbeat_boottime, job.boot_id) == (
+            7,
+            3.5,
+            "boot-2",
+        )
+        assert store.load_active_instances() == [] and store.query_instances() == []
+        instance = make_instance(steps={"a": StepState(job_id="v2job")})
+        store.write([job], (), [instance])
+        got = store.get_instance(instance.id)
+        assert got is not None and got.steps["a"].job_id == "v2job"
+    finally:
+        store.close()
+    raw = sqlite3.connect(sqlite_path)
+    assert raw.execute("PRAGMA user_version").fetchone() == (3,)
+    raw.close()
+
+
+def test_sqlite_upgrades_a_version_one_database_to_instances_in_one_open(sqlite_path):
+    """A version-1 file passes through both migrations and can then hold instances."""
+    raw = sqlite3.connect(sqlite_path)
+    raw.executescript(MIGRATIONS[0])
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+    store = open_sqlite(sqlite_path)
+    try:
+        instance = make_instance()
+        store.write([], (), [instance])
+        assert [i.id for i in store.query_instances()] == [instance.id]
+    finally:
+        store.close()
+
+
+def test_sqlite_instance_listings_and_start_up_read_use_indexes(sqlite_path):
+    """Start-up reads and listings search an index; pages of a listing need no sort."""
+    open_sqlite(sqlite_path).close()
+    raw = sqlite3.connect(sqlite_path)
+    queries = [
+        ("SELECT id FROM workflow_instances WHERE status IN (?, ?) ORDER BY seq", ("a", "b")),
+        (
+            "SELECT id FROM workflow_instances WHERE parent_id IS NULL"
+            " ORDER BY created_at DESC, seq DESC LIMIT 10",
+            (),
+        ),
+        (
+            "SELECT id FROM workflow_instances WHERE parent_id IS NULL AND workflow = ?"
+            " ORDER BY created_at DESC, seq DESC LIMIT 10",
+            ("w",),
+        ),
+        (
+            "SELECT id FROM workflow_instances WHERE parent_id = ?"
+            " ORDER BY created_at DESC, seq DESC LIMIT 10",
+            ("p",),
+        ),
+    ]
+    for sql, params in queries:
+        plan = " ".join(row[-1] for row in raw.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+        assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (sql, plan)
+        if "LIMIT" in sql:  # a page of a long listing: read in index order, not sorted
+            assert "TEMP B-TREE" not in plan, (sql, plan)
     raw.close()
 
 
@@ -471,6 +564,46 @@ class AlmostAStore:
     def load_active(self): ...
     def get(self, job_id): ...
     def query(self, **kw): ...
+
+
+class JobsOnlyStore:
+    """A custom store written before workflow instances existed: jobs only."""
+
+    def __init__(self, settings):
+        self.inner = MemoryStore(settings)
+        self.writes = 0
+
+    def open(self):
+        self.inner.open()
+
+    def close(self):
+        self.inner.close()
+
+    def write(self, jobs, soft=()):
+        self.writes += 1
+        self.inner.write(jobs, soft)
+
+    def load_active(self):
+        return self.inner.load_active()
+
+    def load_finished_since(self, since):
+        return self.inner.load_finished_since(since)
+
+    def get(self, job_id):
+        return self.inner.get(job_id)
+
+    def query(self, **kw):
+        return self.inner.query(**kw)
+
+    def max_seq(self):
+        return self.inner.max_seq()
+
+
+class OldWriteStore(MemoryStore):
+    """Has the instance readers (inherited) but overrides write without instances."""
+
+    def write(self, jobs, soft=()):
+        super().write(jobs, soft)
 '''
 
 
@@ -589,3 +722,78 @@ def test_a_supervisor_on_a_database_from_a_newer_version_refuses_to_start(tmp_pa
         sup.open()
     assert sup.loop.selector.get_map() is None  # the loop was closed with the store
     shutil.rmtree(str(settings.socket_dir), ignore_errors=True)
+
+
+# --- a custom store from before workflow instances ----------------------------------------
+
+
+def test_shipped_stores_persist_instances():
+    """Memory and SQLite stores are instance stores: nothing is missing."""
+    for store in (MemoryStore(), SqliteStore(path="/nonexistent/never-opened.db")):
+        assert instance_support_missing(store) == []
+        assert instance_store(store) is store
+        assert isinstance(store, InstanceStore)
+
+
+@pytest.mark.parametrize(
+    ("cls", "missing"),
+    [
+        (
+            "JobsOnlyStore",
+            "write(jobs, soft, instances), load_active_instances, get_instance, query_instances",
+        ),
+        ("OldWriteStore", "write(jobs, soft, instances)"),
+    ],
+)
+def test_a_store_without_instances_is_still_a_store_and_says_what_it_lacks(
+    tmp_path, plugin_dir, cls, missing
+):
+    """make_store accepts it for jobs; asking it for instances names the store, the workflow and the gap."""
+    folder, name = plugin_dir
+    (folder / f"{name}.py").write_text(STORE_MODULE)
+    store = make_store(settings_for(tmp_path, f"{name}:{cls}"))
+    assert instance_store(store) is None
+    with pytest.raises(InstancesUnsupported) as info:
+        require_instance_store(store, "orders")
+    message = str(info.value)
+    assert message.startswith("workflow 'orders' cannot run: ")
+    assert f"the store {name}:{cls} does not persist workflow instances" in message
+    assert f"(missing: {missing})" in message and "docs/persistence.md" in message
+    assert isinstance(info.value, StoreError)
+
+
+def test_a_supervisor_on_a_store_without_instances_runs_jobs(tmp_path, plugin_dir, start):
+    """Jobs run end to end on a pre-instance store: it is only ever called with two arguments."""
+    folder, name = plugin_dir
+    (folder / f"{name}.py").write_text(STORE_MODULE)
+    sv = start(
+        {"demo": {"command": sys.executable, "args": ["-c", "pass"]}},
+        store=f"{name}:JobsOnlyStore",
+        python_path=[str(folder)],
+    )
+    job_id = sv.enqueue("demo", {"x": 1}, run_at=time.time() + 3600)
+    stored = sv.call(sv.sup.store.get, job_id)
+    assert stored is not None and stored.status is JobStatus.SCHEDULED
+    assert sv.call(lambda: sv.sup.store.writes) >= 1
+
+
+def test_an_instance_commit_on_a_store_without_instances_fails_and_keeps_the_changes(
+    tmp_path, plugin_dir
+):
+    """The commit carrying an instance is refused with InstancesUnsupported; nothing is lost."""
+    folder, name = plugin_dir
+    (folder / f"{name}.py").write_text(STORE_MODULE)
+    settings = make_settings(
+        tmp_path / "state", store=f"{name}:JobsOnlyStore", python_path=[str(folder)]
+    )
+    sup = Supervisor(settings)
+    sup.open()
+    try:
+        instance = make_instance()
+        sup.instances.insert(instance)
+        with pytest.raises(InstancesUnsupported, match="does not persist workflow instances"):
+            sup.commit()
+        assert sup.instances.take_changes() == [instance]  # kept for a retry, then dropped
+    finally:
+        sup.close()
+        shutil.rmtree(str(settings.socket_dir), ignore_errors=True)
