@@ -43,8 +43,10 @@ from supervisor.runner import Runner
 from supervisor.statelock import StateLock
 from supervisor.states import ACTIVE, JobStatus
 from supervisor.stores import Store, make_store
+from supervisor.stores.base import instance_store, require_instance_store
 from supervisor.table import JobTable
 from supervisor.views import LATEST_TIME, iso
+from supervisor.workflows.instances import InstanceTable
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +86,16 @@ class Supervisor:
         self.loop = Loop(self.clock)
         self.store = store if store is not None else make_store(settings)
         self.table = JobTable()
+        # Workflow instances, committed with the jobs (docs/workflows.md, "Persistence");
+        # the engine that drives them lives in supervisor.workflows, on top of this.
+        self.instances = InstanceTable()
+        self._instance_store = instance_store(self.store)  # None: a store from before them
         self.events = EventBus()
         self.kinds: dict[str, JobKind] = dict(settings.jobs)
         self.counters = Counters()
         self.runner = Runner(self, recover)
         self.loop.commit = self._commit
-        self.loop.busy = lambda: self.table.has_hard_changes
+        self.loop.busy = lambda: self.table.has_hard_changes or self.instances.has_changes
         self._start_queued = False
         self._flush_due = False
         self._progress_changed: dict[str, JobRecord] = {}
@@ -111,6 +117,9 @@ class Supervisor:
             self.store.open()
             self.runner.prepare()
             jobs = self.store.load_active()
+            if self._instance_store is not None:
+                for instance in self._instance_store.load_active_instances():
+                    self.instances.load(instance)
             for job in jobs:
                 self.table.load(job)
                 if job.status is JobStatus.SCHEDULED:
@@ -415,15 +424,25 @@ class Supervisor:
             for job in changed.values():
                 self._emit_progress(job)
         table = self.table
-        if not table.has_hard_changes and not (self._flush_due and table.has_soft_changes):
+        if (
+            not table.has_hard_changes
+            and not self.instances.has_changes
+            and not (self._flush_due and table.has_soft_changes)
+        ):
             return
         hard = table.take_hard()
         soft = table.take_soft() if self._flush_due else []
+        instances = self.instances.take_changes()
         try:
-            self.store.write(hard, soft)
+            if instances:  # one transaction for both; a store from before instances refuses
+                store = self._instance_store or require_instance_store(self.store)
+                store.write(hard, soft, instances)
+            else:  # two arguments: what every store, old custom ones too, accepts
+                self.store.write(hard, soft)
             self.counters.commits += 1
         except StoreError:
             table.restore(hard, soft)
+            self.instances.restore(instances)
             log.critical(
                 "the store failed to commit; stopping so that nothing is promised "
                 "that is not durable (workers keep running and re-attach on restart)"
