@@ -120,6 +120,7 @@ class Supervisor:
             if self._instance_store is not None:
                 for instance in self._instance_store.load_active_instances():
                     self.instances.load(instance)
+                self.instances.advance_seq(self._instance_store.max_instance_seq())
             for job in jobs:
                 self.table.load(job)
                 if job.status is JobStatus.SCHEDULED:

@@ -95,9 +95,17 @@ class InstanceStore(Store, Protocol):
         """Instances newest first (``created_at``, then ``seq``), filtered by workflow
         and/or status: top-level instances only, or the children of ``parent_id``."""
 
+    def max_instance_seq(self) -> int:
+        """The largest ``seq`` of any instance ever written (finished ones too), or 0."""
+
 
 # The methods an instance store adds (``write`` must also accept a third argument).
-INSTANCE_METHODS: Final = ("load_active_instances", "get_instance", "query_instances")
+INSTANCE_METHODS: Final = (
+    "load_active_instances",
+    "get_instance",
+    "query_instances",
+    "max_instance_seq",
+)
 
 
 class InstancesUnsupported(StoreError):

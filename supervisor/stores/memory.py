@@ -112,3 +112,6 @@ class MemoryStore:
         ]
         rows.sort(key=lambda instance: (instance.created_at, instance.seq), reverse=True)
         return [row.copy() for row in rows[offset : offset + limit]]
+
+    def max_instance_seq(self) -> int:
+        return max((row.seq for row in self._instances.values()), default=0)

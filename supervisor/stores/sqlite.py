@@ -397,3 +397,12 @@ class SqliteStore:
             f"WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
+
+    def max_instance_seq(self) -> int:
+        try:
+            (value,) = self.db.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM workflow_instances"
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: read of instances failed: {exc}") from None
+        return int(value)

@@ -71,9 +71,15 @@ class InstanceTable:
     # --- entering and leaving -------------------------------------------------------------
 
     def next_seq(self) -> int:
+        """The ``seq`` of the next new instance: larger than any in memory or ``advance_seq``."""
         seq = self._next_seq
         self._next_seq += 1
         return seq
+
+    def advance_seq(self, seq: int) -> None:
+        """Make every later ``next_seq`` larger than ``seq`` (the store's largest at start,
+        so that a new instance never reuses the seq of a finished one)."""
+        self._next_seq = max(self._next_seq, seq + 1)
 
     def load(self, instance: InstanceRecord) -> None:
         """Insert an instance read back from the store at startup: nothing to write."""

@@ -210,3 +210,18 @@ def test_a_malformed_steps_blob_is_a_store_error_naming_the_step(tmp_path):
             store.get_instance(instance.id)
     finally:
         store.close()
+
+
+def test_max_instance_seq_is_the_largest_seq_ever_written(store):
+    """0 for no instances, then the largest seq, finished and child instances included."""
+    assert store.max_instance_seq() == 0
+    store.write(
+        [],
+        (),
+        [
+            make_instance(seq=3),
+            make_instance(seq=12, status=InstanceStatus.COMPLETED),
+            make_instance(seq=7, parent_id="p", branch="b"),
+        ],
+    )
+    assert store.max_instance_seq() == 12

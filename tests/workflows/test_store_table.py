@@ -148,3 +148,12 @@ def test_children_lists_a_parents_branches_until_they_are_forgotten():
     second.status = InstanceStatus.FAILED
     table.forget(second.id)
     assert table.children(parent.id) == []
+
+
+def test_advance_seq_keeps_new_seqs_above_the_stores_largest():
+    """After advance_seq(n), new instances get seqs above n; it never moves the seq back."""
+    table = InstanceTable()
+    table.advance_seq(41)
+    assert table.next_seq() == 42
+    table.advance_seq(5)
+    assert table.next_seq() == 43

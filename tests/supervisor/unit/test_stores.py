@@ -740,7 +740,8 @@ def test_shipped_stores_persist_instances():
     [
         (
             "JobsOnlyStore",
-            "write(jobs, soft, instances), load_active_instances, get_instance, query_instances",
+            "write(jobs, soft, instances), load_active_instances, get_instance, "
+            "query_instances, max_instance_seq",
         ),
         ("OldWriteStore", "write(jobs, soft, instances)"),
     ],
