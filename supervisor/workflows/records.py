@@ -87,6 +87,15 @@ def check_instance_transition(instance: InstanceRecord, new: InstanceStatus) -> 
         )
 
 
+def instance_markdown() -> str:
+    """The instance status table as Markdown (docs/workflows.md embeds exactly this text)."""
+    lines = ["| instance status | may become |", "|---|---|"]
+    for old, targets in INSTANCE_TRANSITIONS.items():
+        shown = ", ".join(f"`{t}`" for t in sorted(targets)) or "— (final)"
+        lines.append(f"| `{old}` | {shown} |")
+    return "\n".join(lines) + "\n"
+
+
 def new_instance_id() -> str:
     """80 random bits as 20 hex digits, like a job id: short to type, never guessed."""
     return secrets.token_hex(10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from supervisor.workflows.records import (
     check_instance_transition,
     decode_steps,
     encode_steps,
+    instance_markdown,
     instance_transition_allowed,
     new_instance_id,
 )
@@ -135,3 +137,9 @@ def test_only_pending_and_running_instances_are_active():
         assert make_instance(status=status).active is (
             status in (InstanceStatus.PENDING, InstanceStatus.RUNNING)
         )
+
+
+def test_the_design_doc_shows_the_transition_table_the_code_uses():
+    """docs/workflows.md embeds exactly the table generated from INSTANCE_TRANSITIONS."""
+    doc = Path(__file__).resolve().parents[2] / "docs" / "workflows.md"
+    assert instance_markdown() in doc.read_text(encoding="utf-8")
