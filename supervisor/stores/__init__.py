@@ -10,11 +10,26 @@ import sys
 from typing import Any
 
 from supervisor.errors import ConfigError
-from supervisor.stores.base import Store
+from supervisor.stores.base import (
+    InstanceStore,
+    InstancesUnsupported,
+    Store,
+    instance_store,
+    require_instance_store,
+)
 from supervisor.stores.memory import MemoryStore
 from supervisor.stores.sqlite import SqliteStore
 
-__all__ = ["MemoryStore", "SqliteStore", "Store", "make_store"]
+__all__ = [
+    "InstanceStore",
+    "InstancesUnsupported",
+    "MemoryStore",
+    "SqliteStore",
+    "Store",
+    "instance_store",
+    "make_store",
+    "require_instance_store",
+]
 
 # Every method of the ``Store`` protocol, which is what isinstance() checks: naming only
 # some of them left "is not a store (missing: )" for a class lacking, say, max_seq.
