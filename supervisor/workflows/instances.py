@@ -15,7 +15,7 @@ Instance changes have one grade only (no soft changes): a step's progress is the
 progress, batched with the job's heartbeats.
 
 This module is a leaf: ``supervisor.core`` imports it, so it imports nothing from
-``supervisor`` but ``records``-level leaves.
+``supervisor`` but the leaves ``records`` and ``errors`` of this package.
 """
 
 from __future__ import annotations

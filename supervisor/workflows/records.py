@@ -19,7 +19,8 @@ strings, numbers, lists and payloads, so msgpack carries them and binary outputs
 round-trip exactly).
 
 This module is a leaf: core modules (the stores, ``supervisor.core``) import it, so it
-imports nothing from ``supervisor`` but ``states``-level leaves.
+imports nothing from ``supervisor`` but ``supervisor.workflows.errors`` (itself a leaf over
+``supervisor.errors``).
 """
 
 from __future__ import annotations
