@@ -117,6 +117,7 @@ class Supervisor:
             self.store.open()
             self.runner.prepare()
             jobs = self.store.load_active()
+            self.table.advance_seq(self.store.max_seq())
             if self._instance_store is not None:
                 for instance in self._instance_store.load_active_instances():
                     self.instances.load(instance)

@@ -70,6 +70,11 @@ class JobTable:
         self._next_seq += 1
         return seq
 
+    def advance_seq(self, seq: int) -> None:
+        """Make every later ``next_seq`` larger than ``seq`` (the store's largest at start:
+        a new job never reuses the seq of a finished one, so listings keep their order)."""
+        self._next_seq = max(self._next_seq, seq + 1)
+
     def add(self, job: JobRecord) -> None:
         """Insert a new job (PENDING or SCHEDULED), or a job loaded from the store."""
         if job.id in self._jobs:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import protocol
-from supervisor.testing import ServerProcess, stored_job, wait_for
+from supervisor.testing import (
+    ServerProcess,
+    SupervisorThread,
+    make_settings,
+    stored_job,
+    wait_for,
+)
 from tests.supervisor.serverconfig import write_config
 from tests.supervisor.test_durability import _hold_workers
 
@@ -153,3 +159,16 @@ def test_states_doc_shows_the_transition_tables_the_code_enforces():
 
     doc = (Path(__file__).parents[2] / "docs" / "states.md").read_text()
     assert markdown() in doc
+
+
+def test_a_job_submitted_after_a_restart_never_reuses_a_finished_jobs_seq(tmp_path, worker):
+    """seq keeps growing across restarts, so the newest job is always listed first."""
+    settings = make_settings(tmp_path / "state", {"demo": worker()})
+    with SupervisorThread(settings) as first:
+        done = first.enqueue("demo", {"actions": [["return", 1]]})
+        first.wait(done)
+        old_seq = first.call(lambda: first.sup.store.get(done)).seq
+    with SupervisorThread(settings) as second:
+        new = second.enqueue("demo", {"actions": [["hang"]]})
+        assert second.call(lambda: second.sup.table.get(new)).seq > old_seq
+        second.cancel(new)
