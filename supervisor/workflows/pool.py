@@ -68,6 +68,7 @@ class _Waiting:
     pipe: int  # write end of its stdin
     argv: tuple[str, ...]
     cwd: str | None
+    env: dict[str, str]  # what it started with
 
 
 class WarmPool:
@@ -160,7 +161,8 @@ class WarmPool:
         else:
             self.warm_starts += 1
             self._deaths = 0
-        line = Assignment(env=self._assigned_env(env), log=str(log_path), entry=self.entry).encode()
+        assigned = {k: v for k, v in env.items() if worker.env.get(k) != v}
+        line = Assignment(env=assigned, log=str(log_path), entry=self.entry).encode()
         self._loop.after_commit(lambda: self._hand_over(worker, line))
         self._loop.call_soon(self._refill)
         return worker.handle
@@ -180,11 +182,6 @@ class WarmPool:
         the pipe)."""
         kind = self._kind()
         return {**os.environ, **(kind.env if kind is not None else {})}
-
-    def _assigned_env(self, env: Mapping[str, str]) -> dict[str, str]:
-        """The part of the runner's ``env`` a waiting worker does not have yet."""
-        started = self._worker_env()
-        return {k: v for k, v in env.items() if started.get(k) != v}
 
     def _hand_over(self, worker: _Waiting, line: bytes) -> None:
         try:
@@ -235,7 +232,7 @@ class WarmPool:
         if self._log_fd is None:
             self._log_fd = joblogs.open_log(self.log_path)
         handle, pipe = spawn_waiting(argv, cwd=cwd, env=env, log_fd=self._log_fd)
-        return _Waiting(handle, pipe, argv, cwd)
+        return _Waiting(handle, pipe, argv, cwd, env)
 
     def _watch(self, worker: _Waiting) -> None:
         pidfd = worker.handle.pidfd
