@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -131,5 +132,41 @@ def test_kill_9_idle_workers_exit_and_the_busy_one_reattaches(tmp_path, marker):
             lambda: all(process_gone(pid) for pid in waiting),
             message="the new pool's workers to exit on a graceful stop",
         )
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_a_crash_before_the_pid_commits_leaves_no_step_running_unnamed(tmp_path, marker):
+    """Killed after a worker was taken but before its PID was committed: the worker never
+    got its job (it exits), and after the restart the attempt is lost and retried once."""
+    config = write_config(tmp_path, marker)
+    server = PoolServer(config, env={"JOBVISOR_CRASH_AT": "spawn"}).start()
+    try:
+        waiting = wait_for(
+            lambda: len(p := pool_workers(marker)) == 2 and p, message="two waiting workers"
+        )
+        runs = tmp_path / "runs"
+        # Scheduled a little ahead, so that the 201 leaves before the crash.
+        job_id = server.client.submit(
+            "step", {"count_to": str(runs), "result": "once"}, run_at=time.time() + 0.5
+        )
+        assert server.proc is not None
+        assert server.proc.wait(timeout=30) == -signal.SIGKILL  # it killed itself at "spawn"
+        wait_for(
+            lambda: all(process_gone(pid) for pid in waiting),
+            message="the waiting workers, the taken one included, to exit",
+        )
+        assert not runs.exists()  # the taken worker never ran the step
+        server = PoolServer(config).start()
+        job = wait_for(
+            lambda: (j := server.client.get(job_id))["status"] == "completed" and j,
+            timeout=30,
+            message="the retried step to complete",
+        )
+        assert job["attempts"] == 2 and job["result"]["result"] == "once"
+        assert len(runs.read_text().splitlines()) == 1
+        text = (tmp_path / "state" / "logs" / f"{job_id}.log").read_text()
+        assert "worker lost" in text
     finally:
         server.stop()

@@ -3,7 +3,10 @@
 Importing the module marks the worker warm: with ``POOLSTEPS_READY_DIR`` set, it
 touches ``<dir>/<pid>`` once its imports are done. ``run`` follows ``job.data``:
 
-    {"print": TEXT, "touch": PATH, "wait_file": PATH, "token_to": PATH, "result": ANY}
+    {"print": TEXT, "count_to": PATH, "touch": PATH, "wait_file": PATH, "token_to": PATH,
+     "result": ANY}
+
+(``count_to`` appends one line per run: the tests count how often a step ran.)
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ def run(job: Any) -> dict[str, Any]:
     if "print" in data:
         print(f"stdout: {data['print']}", flush=True)
         print(f"stderr: {data['print']}", file=sys.stderr, flush=True)
+    if "count_to" in data:
+        with open(data["count_to"], "a") as counter:
+            counter.write(f"{os.getpid()}\n")
     if "token_to" in data:
         Path(data["token_to"]).write_text(os.environ["JOBVISOR_TOKEN"])
     if "touch" in data:
