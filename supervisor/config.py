@@ -85,6 +85,8 @@ class ConfigModel(_Strict):
     default_heartbeat_timeout: PositiveFloat = 30.0
     python_path: list[str] = ["."]
     workflows: list[str] = []
+    # Step workers kept started and waiting (docs/workflows.md); 0: always spawned cold.
+    workflow_pool_size: Annotated[int, Field(ge=0, le=64)] = 2
     # Beyond the core keys (docs/configuration.md):
     flush_interval: PositiveFloat = 1.0
     kill_grace: PositiveFloat = 10.0
@@ -132,6 +134,7 @@ class Settings:
     default_heartbeat_timeout: float = 30.0
     python_path: tuple[Path, ...] = ()
     workflows: tuple[str, ...] = ()
+    workflow_pool_size: int = 2
     flush_interval: float = 1.0
     kill_grace: float = 10.0
     max_frame_size: int = 1 << 20
@@ -296,6 +299,7 @@ def _resolve(model: ConfigModel, base: Path, source: str) -> Settings:
         default_heartbeat_timeout=model.default_heartbeat_timeout,
         python_path=tuple(_path(base, p) for p in model.python_path),
         workflows=tuple(model.workflows),
+        workflow_pool_size=model.workflow_pool_size,
         flush_interval=model.flush_interval,
         kill_grace=model.kill_grace,
         max_frame_size=model.max_frame_size,

@@ -19,11 +19,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
     from supervisor.attempts import Attempt
     from supervisor.clock import Clock
     from supervisor.config import Settings
     from supervisor.loop import Loop
     from supervisor.metrics import Counters
+    from supervisor.procs import ProcessHandle
     from supervisor.records import JobKind, JobRecord
     from supervisor.table import JobTable
 
@@ -61,3 +65,23 @@ class AttemptControl(Protocol):
     def stop(self, attempt: Attempt, reason: str, code: str, *, polite: bool = False) -> None: ...
     def reopen_listener(self, attempt: Attempt) -> None: ...
     def on_exit(self, attempt: Attempt) -> None: ...
+
+
+class ProcessSource(Protocol):
+    """Where a job kind's worker processes come from when not from ``procs.spawn``
+    (``Runner.sources``, keyed by kind name; e.g. the workflows' warm pool, which
+    registers itself there).
+
+    ``start`` gets what a spawn would get: the kind's argv and cwd, the worker's whole
+    environment (``JOBVISOR_SOCKET``, ``JOBVISOR_JOB_ID``, ``JOBVISOR_TOKEN``, ...) and the
+    job's log file, to which the process must write its stdout and stderr. It returns
+    a handle on a process that leads its own session (``ProcessHandle.leads_group``),
+    whose pidfd and start time are known: from there on the runner treats it exactly
+    like a spawned worker (watch, watchdog, timeout, stop, restart adoption). It may
+    finish handing the process its job after the current loop iteration commits; it
+    raises ``OSError`` when no process can be had.
+    """
+
+    def start(
+        self, argv: Sequence[str], cwd: str | None, env: Mapping[str, str], log_path: Path
+    ) -> ProcessHandle: ...

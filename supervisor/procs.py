@@ -152,11 +152,40 @@ def spawn(
     argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str], log_fd: int
 ) -> ProcessHandle:
     """Start a detached worker writing stdout+stderr to ``log_fd``. Raises ``OSError``."""
+    return _start(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, log_fd=log_fd)
+
+
+def spawn_waiting(
+    argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str], log_fd: int
+) -> tuple[ProcessHandle, int]:
+    """Start a detached worker like ``spawn``, but with a pipe for its standard input.
+
+    Returns the handle and the pipe's write end, which only the caller holds: it is
+    close-on-exec and non-blocking, so no other child inherits it (the worker sees
+    end-of-file exactly when the caller closes it or dies) and a write never stalls
+    the caller's loop. Used by the warm pool to hand a waiting worker its job.
+    Raises ``OSError``.
+    """
+    read_end, write_end = os.pipe()  # both close-on-exec (PEP 446)
+    try:
+        handle = _start(argv, cwd=cwd, env=env, stdin=read_end, log_fd=log_fd)
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)  # the child holds its own copy as fd 0
+    os.set_blocking(write_end, False)
+    return handle, write_end
+
+
+def _start(
+    argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str], stdin: int, log_fd: int
+) -> ProcessHandle:
     popen = subprocess.Popen(
         list(argv),
         cwd=cwd,
         env=dict(env),
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=log_fd,
         stderr=log_fd,
         start_new_session=True,

@@ -57,7 +57,7 @@ from supervisor.records import JobKind, JobRecord
 from supervisor.states import JobStatus, ProcessState
 
 if TYPE_CHECKING:
-    from supervisor.ports import Core
+    from supervisor.ports import Core, ProcessSource
 
 Recover = Callable[["Runner", list[JobRecord], list[JobRecord]], None]
 
@@ -89,6 +89,9 @@ class Runner:
         self._busy: Counter[str] = Counter()
         self.detaching = False  # a graceful stop: connections close, nothing changes
         self.conversation = Conversation(self)
+        # Job kinds whose processes come from elsewhere than ``spawn`` (a warm pool
+        # registers itself here): by kind name (``ports.ProcessSource``).
+        self.sources: dict[str, ProcessSource] = {}
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -239,14 +242,19 @@ class Runner:
             JOBVISOR_HEARTBEAT_INTERVAL=f"{kind.heartbeat_interval:g}",
         )
         argv = [kind.command, *kind.args]
+        source = self.sources.get(kind.name)
         try:
             # One descriptor for our line and the worker's stdout/stderr: this runs on the
             # loop for every job, and opening the file is the costly part.
-            log_fd = joblogs.open_log(joblogs.log_path(self.settings.log_dir, job.id))
+            path = joblogs.log_path(self.settings.log_dir, job.id)
+            log_fd = joblogs.open_log(path)
             try:
                 starting = f"attempt {attempt.number}/{job.max_attempts}: starting {argv!r}"
                 joblogs.write(log_fd, self.sup.clock.wall(), "jobvisor", starting)
-                proc = spawn(argv, cwd=kind.cwd, env=env, log_fd=log_fd)
+                if source is None:
+                    proc = spawn(argv, cwd=kind.cwd, env=env, log_fd=log_fd)
+                else:  # e.g. a warm pool: the process exists already, or is made there
+                    proc = source.start(argv, kind.cwd, env, path)
             finally:
                 os.close(log_fd)
         except OSError as exc:

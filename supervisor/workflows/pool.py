@@ -1,0 +1,288 @@
+"""The warm pool: step workers started ahead of time, each waiting for one job.
+
+Theory of operation (docs/workflows.md, "Where code runs"). A ``WarmPool`` serves one
+job kind whose command is the pool worker (``python -m supervisor.workflows.poolworker
+--path ... --import ...``). Installed on the runner (``install``), it becomes that
+kind's ``ProcessSource`` (``supervisor/ports.py``): instead of spawning a worker, the
+runner asks the pool to ``start`` one.
+
+* The pool keeps ``size`` workers started with the kind's command, cwd and environment,
+  each in its own session, its stdout/stderr in the pool's log
+  (``logs/pool-<kind>.log``), its stdin a pipe whose write end only the supervisor
+  holds (``procs.spawn_waiting``). A worker imports the workflow modules, then waits on
+  that pipe.
+* ``take`` hands an attempt to the oldest idle worker: one JSON line with the job's
+  ``JOBVISOR_*`` environment (the token included: it crosses only this private pipe),
+  the job's log path and the entry function. The line is written after the loop
+  iteration that records the worker's PID commits, then the pipe is closed: a
+  supervisor killed in between leaves a worker that was never assigned (it sees
+  end-of-file and exits) and a job whose worker recovery can find by its stored PID
+  or declare lost; never a step running that the store cannot name. A replacement is
+  started on the next loop turn (``loop.call_soon``). With no idle worker, one is
+  spawned cold and handed the same line the same way: slower, otherwise the same.
+* The returned ``ProcessHandle`` (pidfd, start time, own process group) is the
+  runner's from then on: watch, watchdog, timeout, cancel, restart adoption are those
+  of any worker. The pool stops watching it.
+* An idle worker that exits (its pidfd becomes readable) is discarded and replaced;
+  repeated deaths back off (a broken command must not become a fork loop).
+* ``close`` closes the idle workers' pipes: they read end-of-file and exit. When the
+  supervisor dies, the kernel closes the pipes for it, with the same effect; busy
+  workers are not affected by either and re-attach like any worker.
+
+Everything here runs on the supervisor's loop thread, except ``close`` after the loop
+has stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from supervisor import joblogs
+from supervisor.errors import ConfigError, UnknownJobKind
+from supervisor.procs import ProcessHandle, describe_exit, spawn_waiting
+from supervisor.workflows.poolworker import Assignment, check_entry
+
+if TYPE_CHECKING:
+    from supervisor.loop import Loop
+    from supervisor.records import JobKind
+    from supervisor.runner import Runner
+
+log = logging.getLogger(__name__)
+
+# Replacing workers that die while idle: the first at once, then backing off.
+FIRST_BACKOFF = 0.1
+MAX_BACKOFF = 30.0
+
+
+@dataclass(slots=True, eq=False)
+class _Waiting:
+    """A started worker that has no job yet."""
+
+    handle: ProcessHandle
+    pipe: int  # write end of its stdin
+    argv: tuple[str, ...]
+    cwd: str | None
+    env: dict[str, str]  # what it started with
+
+
+class WarmPool:
+    """Keeps ``size`` step workers of one job kind started and waiting (module docstring).
+
+    ``size=None`` takes the supervisor's ``workflow_pool_size``; 0 means every worker
+    is spawned cold (still through the pipe: the token never goes in an environment).
+    """
+
+    def __init__(self, entry: str, *, size: int | None = None) -> None:
+        try:
+            self.entry = check_entry(entry)
+        except ValueError as exc:
+            raise ConfigError(f"warm pool: {exc}") from None
+        if size is not None and size < 0:
+            raise ConfigError(f"warm pool for entry {entry!r}: size must be >= 0, got {size}")
+        self._size = size
+        self._runner: Runner | None = None
+        self.kind_name = ""
+        self._idle: deque[_Waiting] = deque()
+        self._log_fd: int | None = None
+        self._deaths = 0  # idle workers that died in a row: the replacement backs off
+        self._closed = False
+        self.warm_starts = 0  # attempts handed to a waiting worker
+        self.cold_starts = 0  # attempts that found none and spawned one
+        self.idle_deaths = 0  # waiting workers that exited without a job
+
+    # --- set-up -----------------------------------------------------------------------------
+
+    def install(self, runner: Runner, kind_name: str) -> None:
+        """Become the process source of ``kind_name`` and start filling (loop thread)."""
+        if kind_name not in runner.sup.kinds:
+            known = ", ".join(sorted(runner.sup.kinds)) or "none"
+            raise UnknownJobKind(
+                f"warm pool: no job kind named {kind_name!r} to serve (registered: {known})"
+            )
+        self._runner = runner
+        self.kind_name = kind_name
+        runner.sources[kind_name] = self
+        self._loop.call_soon(self._refill)
+
+    @property
+    def size(self) -> int:
+        if self._size is not None:
+            return self._size
+        return self._runner.settings.workflow_pool_size if self._runner is not None else 0
+
+    @property
+    def log_path(self) -> Path:
+        """Where waiting workers write (the state's ``logs/`` folder)."""
+        return self._settings_log_dir / f"pool-{self.kind_name}.log"
+
+    def idle_pids(self) -> list[int]:
+        """The PIDs of the workers waiting now, oldest first."""
+        return [w.handle.pid for w in self._idle]
+
+    @property
+    def _loop(self) -> Loop:
+        assert self._runner is not None, "the pool is not installed"
+        return self._runner.loop
+
+    @property
+    def _settings_log_dir(self) -> Path:
+        assert self._runner is not None, "the pool is not installed"
+        return self._runner.settings.log_dir
+
+    def _kind(self) -> JobKind | None:
+        assert self._runner is not None
+        return self._runner.sup.kinds.get(self.kind_name)
+
+    # --- handing out workers ----------------------------------------------------------------
+
+    def start(
+        self, argv: Sequence[str], cwd: str | None, env: Mapping[str, str], log_path: Path
+    ) -> ProcessHandle:
+        """``ProcessSource.start``: the runner's way in; see ``take``."""
+        return self.take(argv, cwd, env, log_path)
+
+    def take(
+        self, argv: Sequence[str], cwd: str | None, env: Mapping[str, str], log_path: Path
+    ) -> ProcessHandle:
+        """A worker for one attempt: a waiting one if any (the oldest whose command and
+        cwd are ``argv`` and ``cwd``), else one spawned now. It is handed its assignment
+        (``env``, ``log_path``, the entry) after this loop iteration commits. Raises
+        ``OSError`` when no worker can be started."""
+        worker = self._pop_waiting(tuple(argv), cwd)
+        if worker is None:
+            worker = self._spawn(tuple(argv), cwd, self._worker_env())
+            self.cold_starts += 1
+        else:
+            self.warm_starts += 1
+            self._deaths = 0
+        assigned = {k: v for k, v in env.items() if worker.env.get(k) != v}
+        line = Assignment(env=assigned, log=str(log_path), entry=self.entry).encode()
+        self._loop.after_commit(lambda: self._hand_over(worker, line))
+        self._loop.call_soon(self._refill)
+        return worker.handle
+
+    def _pop_waiting(self, argv: tuple[str, ...], cwd: str | None) -> _Waiting | None:
+        while self._idle:
+            worker = self._idle.popleft()
+            self._unwatch(worker)
+            if worker.argv == argv and worker.cwd == cwd and not worker.handle.poll():
+                return worker
+            self._discard(worker)  # dead, or started for a kind since changed
+        return None
+
+    def _worker_env(self) -> dict[str, str]:
+        """What a worker starts with: the supervisor's environment and the kind's, as
+        the runner's spawn would give it, but none of the job's (that comes through
+        the pipe)."""
+        kind = self._kind()
+        return {**os.environ, **(kind.env if kind is not None else {})}
+
+    def _hand_over(self, worker: _Waiting, line: bytes) -> None:
+        try:
+            written = os.write(worker.pipe, line)
+            if written != len(line):  # a full 64 KiB pipe: not a line we would write
+                log.error(
+                    "warm pool %s: assignment to worker %d cut short (%d of %d bytes)",
+                    self.kind_name,
+                    worker.handle.pid,
+                    written,
+                    len(line),
+                )
+        except OSError as exc:  # it died meanwhile: the runner sees its exit
+            log.warning(
+                "warm pool %s: cannot hand worker %d its job: %s",
+                self.kind_name,
+                worker.handle.pid,
+                exc,
+            )
+        finally:
+            os.close(worker.pipe)
+
+    # --- keeping the pool full --------------------------------------------------------------
+
+    def _refill(self) -> None:
+        if self._closed or self._runner is None:
+            return
+        kind = self._kind()
+        if kind is None:
+            return
+        argv = (kind.command, *kind.args)
+        while len(self._idle) < self.size:
+            try:
+                worker = self._spawn(argv, kind.cwd, self._worker_env())
+            except OSError as exc:
+                log.error("warm pool %s: cannot start a worker %r: %s", self.kind_name, argv, exc)
+                self._deaths += 1
+                self._refill_later()
+                return
+            self._idle.append(worker)
+            self._watch(worker)
+
+    def _refill_later(self) -> None:
+        delay = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** max(0, self._deaths - 1))
+        self._loop.call_later(("pool-refill", self.kind_name), delay, self._refill)
+
+    def _spawn(self, argv: tuple[str, ...], cwd: str | None, env: dict[str, str]) -> _Waiting:
+        if self._log_fd is None:
+            self._log_fd = joblogs.open_log(self.log_path)
+        handle, pipe = spawn_waiting(argv, cwd=cwd, env=env, log_fd=self._log_fd)
+        return _Waiting(handle, pipe, argv, cwd, env)
+
+    def _watch(self, worker: _Waiting) -> None:
+        pidfd = worker.handle.pidfd
+        if pidfd is not None:  # without pidfds, ``take`` polls before handing out
+            self._loop.add_reader(pidfd, lambda _mask: self._exited_idle(worker))
+
+    def _unwatch(self, worker: _Waiting) -> None:
+        if worker.handle.pidfd is not None:
+            self._loop.remove(worker.handle.pidfd)
+
+    def _exited_idle(self, worker: _Waiting) -> None:
+        if worker not in self._idle or not worker.handle.poll():
+            return
+        self._idle.remove(worker)
+        self._unwatch(worker)
+        self.idle_deaths += 1
+        self._deaths += 1
+        log.warning(
+            "warm pool %s: waiting worker %d %s (see %s); replacing it",
+            self.kind_name,
+            worker.handle.pid,
+            describe_exit(worker.handle.returncode),
+            self.log_path,
+        )
+        self._discard(worker)
+        self._refill_later()
+
+    def _discard(self, worker: _Waiting) -> None:
+        """Let a worker go: closing its pipe makes a live one exit (end-of-file)."""
+        worker.handle.close()
+        try:
+            os.close(worker.pipe)
+        except OSError:
+            pass
+
+    # --- the end ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop refilling and let every waiting worker go (they exit on end-of-file).
+        Workers already handed a job are the runner's and carry on."""
+        self._closed = True
+        if self._runner is not None:
+            self._loop.cancel_timer(("pool-refill", self.kind_name))
+            if self._runner.sources.get(self.kind_name) is self:
+                del self._runner.sources[self.kind_name]
+        while self._idle:
+            worker = self._idle.popleft()
+            if self._runner is not None:
+                self._unwatch(worker)
+            self._discard(worker)
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
