@@ -198,4 +198,4 @@ def _check_free(built: Workflow, source: str) -> None:
 def _kind(value: Any) -> str:
     if isinstance(value, ModuleType):
         return f"module {value.__name__!r}"
-    return f"a {type(value).__name__}"
+    return f"of type {type(value).__name__}"
