@@ -10,7 +10,8 @@ reported against the workflow and the step it is about, and raises the first one
 * a ``next``, choice target or ``default`` that names no step; a step with ``next`` and
   ``end=True``; a choice with no way out (no choices and no default); unreachable steps;
 * a task with neither or both of ``handler`` / ``job``; legacy ``input``/``output`` mappers on
-  a handler task; a mapper ``input_schema`` on a workflow's first step (it has no ``prev``);
+  a handler task; a mapper ``input_schema`` on a step that may run first (the start step, or
+  a step a first choice goes to): it has no ``prev``;
 * functions that cannot take the arguments they will be given; bad retry or timeout values;
 * a parallel step without branches, with duplicate branch names or an unknown ``on_error``.
 
@@ -300,12 +301,18 @@ def _check(builder: WorkflowBuilder, what: str) -> str | None:
     if builder._timeout is not None and not positive_seconds(builder._timeout):
         return f"timeout must be a number of seconds > 0, not {builder._timeout!r}"
     names = {s.name for s in steps}
-    for index, step in enumerate(steps):
-        first = index == 0 and not builder._is_branch
-        problem = _step_problem(step, names, first)
+    for step in steps:
+        problem = _step_problem(step, names)
         if problem is not None:
             return f"step {step.name!r}: {problem}"
     built = Workflow(name=builder._name, steps={s.name: s for s in steps}, start=steps[0].name)
+    for name in () if builder._is_branch else built.first_steps():
+        step = built.steps[name]
+        if isinstance(step, TaskStep) and step.input_mapper is not None:
+            return (
+                f"step {name!r}: its input_schema is a mapper, but it may run first, with no "
+                "prev: give a pydantic model to validate the workflow input"
+            )
     unreachable = _unreachable(built)
     if unreachable:
         return (
@@ -321,7 +328,7 @@ def _name_problem(name: Any, what: str) -> str | None:
     return None
 
 
-def _step_problem(step: Step, names: set[str], first: bool) -> str | None:
+def _step_problem(step: Step, names: set[str]) -> str | None:
     if isinstance(step, ChoiceStep):
         return _choice_problem(step, names)
     if isinstance(step, EndStep):
@@ -333,13 +340,13 @@ def _step_problem(step: Step, names: set[str], first: bool) -> str | None:
     if step.next == step.name:
         return "next names the step itself"
     if isinstance(step, TaskStep):
-        return _task_problem(step, first)
+        return _task_problem(step)
     if isinstance(step, ParallelStep):
         return _parallel_problem(step)
     return _callable_problem(step.transform, "transform", 1, "(ctx)")
 
 
-def _task_problem(step: TaskStep, first: bool) -> str | None:
+def _task_problem(step: TaskStep) -> str | None:
     if (step.handler is None) == (step.job is None):
         given = "both" if step.handler is not None else "neither"
         return f"a task needs exactly one of handler= and job= ({given} given)"
@@ -349,11 +356,6 @@ def _task_problem(step: TaskStep, first: bool) -> str | None:
         return "input=/output= map a legacy job= task; a handler task uses input_schema"
     if step.input is not None and step.input_mapper is not None:
         return "input= and a mapper input_schema both map the input: give one"
-    if first and step.input_mapper is not None:
-        return (
-            "the first step's input_schema is a mapper, but the first step has no prev: "
-            "give a pydantic model to validate the workflow input"
-        )
     if step.output_schema is not None and not is_model(step.output_schema):
         return f"output_schema must be a pydantic model class, not {step.output_schema!r}"
     if step.timeout is not None and not positive_seconds(step.timeout):

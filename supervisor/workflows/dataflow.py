@@ -14,9 +14,12 @@ engine's step worker (``steps.run_step``) and the tests call the same code. The 
 * A **choice** calls ``condition(ctx)`` in order; the first truthy one wins, then ``default``.
 * A **pass** step outputs ``transform(ctx)``, else its static ``result``, else ``prev``.
 
-"First step" is said by passing ``NO_PREV`` as ``prev``: in a context, that is a missing
-``"prev"`` key, and ``ctx.prev`` is then ``None``. A choice and a pass without ``transform``
-or ``result`` hand on what they received, so the step after a first choice is "first" too.
+"First step" is said by passing ``NO_PREV`` as ``prev``: in a step job's context, that is a
+missing ``"prev"`` key, and ``ctx.prev`` is then ``None``. A choice outputs nothing: the step
+it goes to gets the choice's own ``prev`` (none after a first choice, which is why ``build()``
+refuses a mapper there). A pass step always outputs a value, so the step after it has a
+``prev``. A parallel step's branches start with the parallel step's ``prev`` (the workflow
+input when the parallel step runs first) and the workflow's input.
 
 Validation errors raise ``StepInputError`` / ``StepOutputError``, one line per field::
 

@@ -238,7 +238,7 @@ class Workflow:
     module: str | None = None
     is_branch: bool = False
     qualname: str = ""
-    _order: tuple[str, ...] = field(default=(), repr=False)
+    _order: tuple[str, ...] = field(default=(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.qualname:
@@ -275,6 +275,15 @@ class Workflow:
             return tuple(dict.fromkeys(found))
         successor = self.next_of(step_name)
         return () if successor is None else (successor,)
+
+    def first_steps(self) -> tuple[str, ...]:
+        """The steps that may run with no ``prev``: the start step and, when it is a choice,
+        the steps it may go to (a choice hands on the ``prev`` it got), and so on."""
+        found = [self.start]
+        for name in found:
+            if isinstance(self.steps[name], ChoiceStep):
+                found.extend(t for t in self.targets_of(name) if t not in found)
+        return tuple(found)
 
     def retry_of(self, step_name: str) -> RetryPolicy:
         """The policy for a task: its own ``retry``, else ``default_retry``, else one attempt."""

@@ -124,7 +124,17 @@ BAD: list[tuple[str, Callable[[], WorkflowBuilder], str]] = [
     (
         "first task with a mapper",
         lambda: workflow("w").task("t", input_schema=lambda prev: prev, handler=h),
-        "step 't': the first step's input_schema is a mapper",
+        "step 't': its input_schema is a mapper, but it may run first, with no prev",
+    ),
+    (
+        "a mapper after a first choice",
+        lambda: (
+            workflow("w")
+            .choice("c", choices=[{"condition": bool, "next": "t"}], default="u")
+            .task("t", input_schema=lambda prev: prev, handler=h)
+            .task("u", handler=h)
+        ),
+        "step 't': its input_schema is a mapper, but it may run first",
     ),
     (
         "handler with the wrong arity",
@@ -192,6 +202,12 @@ def test_build_refuses_a_broken_workflow_naming_it_and_the_step(case, make, mess
     text = str(caught.value)
     assert text.startswith("workflow 'w': ") or "workflow 'a/b'" in text, text
     assert message in text, text
+
+
+def test_a_mapper_after_a_first_pass_step_is_allowed():
+    """A pass step outputs a value (the workflow input at first), so the next step has a prev."""
+    built = workflow("w").pass_("p").task("t", input_schema=lambda prev: prev, handler=h).build()
+    assert built.first_steps() == ("p",)
 
 
 def test_a_branch_may_start_with_a_mapper():
