@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -347,3 +348,20 @@ def test_graph_is_json_and_describes_every_step():
     assert steps["j"]["job"] == "legacy-job" and steps["j"]["retry"]["retry_on"] == ["OSError"]
     assert steps["j"]["next"] == "z"
     assert steps["z"]["kind"] == "pass" and steps["z"]["next"] is None
+
+
+def test_the_docs_example_builds():
+    """The first Python example of docs/workflows.md builds the workflow it shows."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "workflows.md"
+    source = docs.read_text().split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    exec(compile(source, str(docs), "exec"), namespace)
+    built = namespace["process_order"]
+    assert isinstance(built, Workflow) and built.module == "docs_example"
+    assert [s["name"] for s in built.graph()["steps"]] == [
+        "validate",
+        "check-inventory",
+        "fulfill",
+        "backorder",
+        "complete",
+    ]
