@@ -13,7 +13,8 @@ reported against the workflow and the step it is about, and raises the first one
   a handler task; a mapper ``input_schema`` on a step that may run first (the start step, or
   a step a first choice goes to): it has no ``prev``;
 * functions that cannot take the arguments they will be given; bad retry or timeout values;
-* a parallel step without branches, with duplicate branch names or an unknown ``on_error``.
+* a parallel step without branches, with duplicate branch names or an unknown ``on_error``;
+* a pass step's ``result`` that is not JSON-able data.
 
 ``build()`` also stamps each step with the qualified name of its workflow and each branch
 with its ``qualname`` (``"parent/parallel-step/branch"``), and a branch without its own
@@ -30,6 +31,7 @@ from types import MappingProxyType
 from typing import Any, Self
 
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from supervisor.workflows.definition import (
     ON_ERROR_VALUES,
@@ -343,6 +345,11 @@ def _step_problem(step: Step, names: set[str]) -> str | None:
         return _task_problem(step)
     if isinstance(step, ParallelStep):
         return _parallel_problem(step)
+    if step.has_result:
+        try:
+            to_jsonable_python(step.result)
+        except (PydanticSerializationError, TypeError, ValueError):
+            return f"result={step.result!r} is not JSON-able data"
     return _callable_problem(step.transform, "transform", 1, "(ctx)")
 
 

@@ -173,6 +173,11 @@ BAD: list[tuple[str, Callable[[], WorkflowBuilder], str]] = [
         "default_retry: bad retry",
     ),
     (
+        "pass result not JSON-able",
+        lambda: workflow("w").pass_("p", result=object()),
+        "step 'p': result=<object object at",
+    ),
+    (
         "parallel without branches",
         lambda: workflow("w").parallel("p", branches=[]),
         "step 'p': a parallel step needs at least one branch",
