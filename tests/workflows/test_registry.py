@@ -3,6 +3,9 @@ workflows and branches by name."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from supervisor.workflows import (
@@ -173,3 +176,20 @@ def test_register_in_process():
     registry.register(flow)
     assert registry.find("local") is flow
     assert registry.registered() == {"local": flow}
+
+
+def test_a_script_registering_its_own_workflow_is_told_why_not():
+    """A workflow built in a script run as __main__ is refused at registration, saying why."""
+    script = (
+        "from supervisor.workflows import registry, workflow\n"
+        "flow = workflow('scripted').task('t', handler=print).build()\n"
+        "registry.register(flow)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert (
+        "register(): workflow 'scripted' is defined in __main__, which a step worker cannot "
+        "import: define it in an importable module"
+    ) in done.stderr
