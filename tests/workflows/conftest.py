@@ -1,0 +1,78 @@
+"""Fixtures for the workflow tests: a clean registry, throw-away workflow modules, and real
+supervisors whose workers are cleaned up."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supervisor.testing import SupervisorThread, kill_workers, make_settings
+from supervisor.workflows import registry
+
+
+@pytest.fixture(autouse=True)
+def _clean_registry() -> Iterator[None]:
+    """Each test starts and ends with an empty registry and the same sys.path."""
+    registry.clear()
+    path = list(sys.path)
+    yield
+    registry.clear()
+    sys.path[:] = path
+
+
+class Modules:
+    """Throw-away workflow modules, written to one folder under unique names."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.names: list[str] = []
+
+    def write(self, source: str) -> str:
+        """Write ``source`` as a new module; return its name."""
+        name = f"wfmod_{uuid.uuid4().hex[:10]}"
+        (self.folder / f"{name}.py").write_text(textwrap.dedent(source))
+        self.names.append(name)
+        return name
+
+
+@pytest.fixture
+def modules(tmp_path: Path) -> Iterator[Modules]:
+    """A folder of throw-away modules; they are forgotten by ``sys.modules`` afterwards."""
+    folder = tmp_path / "mods"
+    folder.mkdir()
+    made = Modules(folder)
+    yield made
+    for name in made.names:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    """A tag in every worker's environment; all tagged processes die at teardown."""
+    tag = uuid.uuid4().hex
+    yield tag
+    kill_workers(tag)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., SupervisorThread]]:
+    """Start an in-process supervisor (stopped at teardown)."""
+    started: list[SupervisorThread] = []
+
+    def run(jobs: dict[str, Any], **options: Any) -> SupervisorThread:
+        sv = SupervisorThread(make_settings(tmp_path / "state", jobs, **options)).start()
+        started.append(sv)
+        return sv
+
+    yield run
+    for sv in started:
+        sv.stop()
+        if sv.settings.socket_dir is not None:
+            shutil.rmtree(sv.settings.socket_dir, ignore_errors=True)
