@@ -1,14 +1,20 @@
-"""Suite-wide settings: bounded Hypothesis runs so the whole suite stays fast on 2 cores."""
+"""Suite-wide settings and fixtures: bounded Hypothesis runs so the whole suite stays fast on
+2 cores, tagged worker processes killed at teardown, in-process supervisors stopped."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from supervisor.testing import SupervisorThread, kill_workers, make_settings
 
 settings.register_profile(
     "ci",
@@ -30,3 +36,31 @@ def _socket_folders() -> Iterator[None]:
     yield
     os.environ.pop(SOCKET_BASE_VAR, None)
     shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    """A tag in every worker's environment; all tagged processes die at teardown."""
+    tag = uuid.uuid4().hex
+    yield tag
+    kill_workers(tag)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., SupervisorThread]]:
+    """Start an in-process supervisor (stopped at teardown)."""
+    started: list[SupervisorThread] = []
+
+    def run(
+        jobs: dict[str, Any] | None = None, state: Path | None = None, **options: Any
+    ) -> SupervisorThread:
+        settings = make_settings(state or tmp_path / "state", jobs, **options)
+        sv = SupervisorThread(settings).start()
+        started.append(sv)
+        return sv
+
+    yield run
+    for sv in started:
+        sv.stop()
+        if sv.settings.socket_dir is not None:
+            shutil.rmtree(sv.settings.socket_dir, ignore_errors=True)

@@ -3,17 +3,14 @@ supervisors whose workers are cleaned up."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 import textwrap
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from supervisor.testing import SupervisorThread, kill_workers, make_settings
 from supervisor.workflows import registry
 
 
@@ -51,28 +48,3 @@ def modules(tmp_path: Path) -> Iterator[Modules]:
     yield made
     for name in made.names:
         sys.modules.pop(name, None)
-
-
-@pytest.fixture
-def marker() -> Iterator[str]:
-    """A tag in every worker's environment; all tagged processes die at teardown."""
-    tag = uuid.uuid4().hex
-    yield tag
-    kill_workers(tag)
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., SupervisorThread]]:
-    """Start an in-process supervisor (stopped at teardown)."""
-    started: list[SupervisorThread] = []
-
-    def run(jobs: dict[str, Any], **options: Any) -> SupervisorThread:
-        sv = SupervisorThread(make_settings(tmp_path / "state", jobs, **options)).start()
-        started.append(sv)
-        return sv
-
-    yield run
-    for sv in started:
-        sv.stop()
-        if sv.settings.socket_dir is not None:
-            shutil.rmtree(sv.settings.socket_dir, ignore_errors=True)

@@ -7,7 +7,6 @@ import os
 import shutil
 import statistics
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ import pytest
 
 from supervisor.testing import (
     SupervisorThread,
-    kill_workers,
     make_settings,
     process_gone,
     wait_for,
@@ -28,14 +26,6 @@ from tests.workflows.poolhelpers import step_kind, wait_warm
 log = logging.getLogger(__name__)
 
 Pooled = Callable[..., tuple[SupervisorThread, WarmPool]]
-
-
-@pytest.fixture
-def marker() -> Iterator[str]:
-    """A tag in every worker's environment; all tagged processes die at teardown."""
-    tag = uuid.uuid4().hex
-    yield tag
-    kill_workers(tag)
 
 
 @pytest.fixture
