@@ -21,7 +21,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protocol import limits, pack
 from supervisor import joblogs
@@ -47,6 +47,9 @@ from supervisor.stores.base import instance_store, require_instance_store
 from supervisor.table import JobTable
 from supervisor.views import LATEST_TIME, iso
 from supervisor.workflows.instances import InstanceTable
+
+if TYPE_CHECKING:
+    from supervisor.ports import WorkflowService
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,8 @@ class Supervisor:
         # Workflow instances, committed with the jobs (docs/workflows.md, "Persistence");
         # the engine that drives them lives in supervisor.workflows, on top of this.
         self.instances = InstanceTable()
+        # The workflow engine, once attached (supervisor.workflows); None without it.
+        self.workflows: WorkflowService | None = None
         self._instance_store = instance_store(self.store)  # None: a store from before them
         self.events = EventBus()
         self.kinds: dict[str, JobKind] = dict(settings.jobs)

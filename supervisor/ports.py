@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from supervisor.procs import ProcessHandle
     from supervisor.records import JobKind, JobRecord
     from supervisor.table import JobTable
+    from supervisor.workflows.records import InstanceRecord, InstanceStatus
 
 
 class Core(Protocol):
@@ -85,3 +86,49 @@ class ProcessSource(Protocol):
     def start(
         self, argv: Sequence[str], cwd: str | None, env: Mapping[str, str], log_path: Path
     ) -> ProcessHandle: ...
+
+
+class WorkflowService(Protocol):
+    """The workflow engine (``supervisor.workflows``) as the HTTP API, the CLI's server side
+    and the embedded API see it: ``Supervisor.workflows`` once the engine is attached.
+
+    Every method runs on the loop thread; what it changes is committed by the loop's
+    next commit (an HTTP answer leaves after it, like every answer). Errors are the
+    ``supervisor.workflows.errors`` classes (each carries its HTTP status).
+    """
+
+    def definitions(self) -> list[dict[str, Any]]:
+        """Every registered workflow: ``{"name", "start", "timeout", "steps": graph}``."""
+        ...
+
+    def start(self, name: str, input: Any) -> InstanceRecord:
+        """A new running instance (``UnknownWorkflow``; ``BadRequest`` for an input that
+        cannot be stored: the same door as a job's data)."""
+        ...
+
+    def get(self, instance_id: str) -> InstanceRecord | None: ...
+
+    def children(self, instance_id: str) -> list[InstanceRecord]:
+        """The branch instances of a parallel step of ``instance_id``, oldest first."""
+        ...
+
+    def list(
+        self,
+        *,
+        workflow: str | None = None,
+        status: InstanceStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[InstanceRecord]:
+        """Top-level instances, newest first."""
+        ...
+
+    def cancel(self, instance_id: str, reason: str = "cancelled") -> InstanceRecord:
+        """Cancel it and stop its running steps' workers (``InstanceNotFound``,
+        ``InstanceFinished``)."""
+        ...
+
+    def resume(self, instance_id: str) -> InstanceRecord:
+        """A failed or cancelled instance continues from the step that did not complete;
+        completed steps are not re-run (``InstanceNotFound``, ``InstanceNotResumable``)."""
+        ...

@@ -62,6 +62,27 @@ class UnknownWorkflow(WorkflowError):
     http_status = 404
 
 
+class InstanceNotFound(WorkflowError):
+    """No workflow instance has this id."""
+
+    code = "instance_not_found"
+    http_status = 404
+
+
+class InstanceFinished(WorkflowError):
+    """An operation that needs an unfinished instance (cancel) met a finished one."""
+
+    code = "instance_finished"
+    http_status = 409
+
+
+class InstanceNotResumable(WorkflowError):
+    """Only a failed or cancelled instance can be resumed."""
+
+    code = "instance_not_resumable"
+    http_status = 409
+
+
 class StepError(WorkflowError):
     """A step failed around its user code (input, output, choice); names workflow and step."""
 
