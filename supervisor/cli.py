@@ -6,8 +6,9 @@ token comes from ``--token``, else ``JOBVISOR_AUTH_TOKEN``, else the config (its
 ``auth_token``, or the token the supervisor generated into its state folder).
 The global options may come before or after the command.
 
-Exit codes: 0 success (for ``submit --wait``/``--follow``: the job completed),
-1 the job failed, 2 bad usage or input, 3 the job was cancelled, 4 the supervisor
+Exit codes: 0 success (for ``submit --wait``/``--follow``: the job completed; for
+``workflow start --follow``: the instance completed), 1 the job (or instance) failed,
+2 bad usage or input, 3 the job (or instance) was cancelled, 4 the supervisor
 could not be reached or refused the request, 5 bad configuration (or a store that
 cannot be opened or written).
 """
@@ -20,10 +21,11 @@ import logging
 import os
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from supervisor.client import Client, ClientError
+from supervisor.client import TERMINAL, Client, ClientError
 from supervisor.errors import JobvisorError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_UNREACHABLE, EXIT_CONFIG = 0, 1, 2, 3, 4, 5
@@ -103,6 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     logs = command("logs", "print a job's log")
     logs.add_argument("id")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until it ends")
+
+    flow = command("workflow", "start, show and list workflow instances")
+    flow_sub = flow.add_subparsers(dest="workflow_command", metavar="SUBCOMMAND", required=True)
+    flow_start = flow_sub.add_parser("start", help="start an instance", parents=after)
+    flow_start.add_argument("name", help="a registered workflow")
+    flow_start.add_argument("--input", help="the workflow input as JSON (default: {})")
+    flow_start.add_argument(
+        "--follow", action="store_true", help="show each step as it goes, then the outcome"
+    )
+    flow_show = flow_sub.add_parser("show", help="show one instance as JSON", parents=after)
+    flow_show.add_argument("id")
+    flow_list = flow_sub.add_parser("list", help="list instances, newest first", parents=after)
+    flow_list.add_argument("--workflow", help="only instances of this workflow")
+    flow_list.add_argument("--status", help="pending|running|completed|failed|cancelled")
+    flow_list.add_argument("--limit", type=int, default=50)
+    flow_list.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -169,18 +187,18 @@ def _serve(args: argparse.Namespace) -> int:
     return run(settings)
 
 
-def _parse_data(text: str) -> Any:
+def _parse_json(text: str, option: str = "--data") -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         # Not SystemExit(message): that exits 1, the code for "the job failed".
-        raise UsageError(f"--data is not valid JSON: {exc}") from None
+        raise UsageError(f"{option} is not valid JSON: {exc}") from None
 
 
 def cmd_submit(client: Client, args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.data is not None:  # without --data the server's default applies, as over HTTP
-        options["data"] = _parse_data(args.data)
+        options["data"] = _parse_json(args.data)
     run_at: float | str | None = args.run_at
     if run_at is not None:
         try:
@@ -273,10 +291,96 @@ def cmd_logs(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- workflow --------------------------------------------------------------------------
+
+
+def cmd_workflow(client: Client, args: argparse.Namespace) -> int:
+    return WORKFLOW_COMMANDS[args.workflow_command](client, args)
+
+
+def cmd_workflow_start(client: Client, args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {}
+    if args.input is not None:  # without --input the server's default applies, as over HTTP
+        options["input"] = _parse_json(args.input, "--input")
+    instance_id = client.start_workflow(args.name, **options)
+    if not args.follow:
+        print(instance_id)
+        return EXIT_OK
+    print(instance_id, file=sys.stderr)
+    instance = _follow_instance(client, instance_id)
+    shown = instance["output"] if instance["status"] == "completed" else instance["error"]
+    print(json.dumps(shown, indent=2))
+    return OUTCOME_EXIT.get(instance["status"], EXIT_FAILED)
+
+
+def _step_lines(instance: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{step key: line}`` for every step of ``instance`` and of its branches; a line
+    changes when the step's status (or attempt) does."""
+    lines: dict[str, str] = {}
+    for name, step in (instance.get("steps") or {}).items():
+        key = f"{prefix}{name}"
+        status = step.get("status")
+        line = f"step {key} {status}"
+        if status in ("running", "waiting_retry") and (step.get("attempts") or 0) > 1:
+            line += f" (attempt {step['attempts']})"
+        error = step.get("error")
+        if status == "failed" and isinstance(error, dict) and error.get("message"):
+            line += f": {error['message']}"
+        lines[key] = line
+        for branch in step.get("branches") or ():
+            lines.update(_step_lines(branch, f"{key}[{branch.get('branch')}]."))
+    return lines
+
+
+def _follow_instance(client: Client, instance_id: str, *, interval: float = 0.25) -> dict[str, Any]:
+    """Print each step as it starts, completes or fails until the instance ends; return
+    its final JSON."""
+    shown: dict[str, str] = {}
+    while True:
+        instance = client.instance(instance_id)
+        for key, line in _step_lines(instance).items():
+            if shown.get(key) != line:
+                print(line, file=sys.stderr, flush=True)
+                shown[key] = line
+        if instance["status"] in TERMINAL:
+            print(f"workflow {instance['workflow']} {instance['status']}", file=sys.stderr)
+            return instance
+        time.sleep(interval)
+
+
+def cmd_workflow_show(client: Client, args: argparse.Namespace) -> int:
+    print(json.dumps(client.instance(args.id), indent=2))
+    return EXIT_OK
+
+
+def cmd_workflow_list(client: Client, args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    instances = client.instances(args.workflow, args.status, limit=args.limit)
+    if args.json:
+        print(json.dumps(instances, indent=2))
+        return EXIT_OK
+    print(f"{'ID':<20}  {'WORKFLOW':<20}  {'STATUS':<9}  {'STEP':<16}  CREATED")
+    for instance in instances:
+        step = instance["current_step"] or ""
+        print(
+            f"{instance['id']:<20}  {instance['workflow'][:20]:<20}  {instance['status']:<9}  "
+            f"{step[:16]:<16}  {instance['created_at']}"
+        )
+    return EXIT_OK
+
+
+WORKFLOW_COMMANDS = {
+    "start": cmd_workflow_start,
+    "show": cmd_workflow_show,
+    "list": cmd_workflow_list,
+}
+
 COMMANDS = {
     "submit": cmd_submit,
     "jobs": cmd_jobs,
     "show": cmd_show,
     "cancel": cmd_cancel,
     "logs": cmd_logs,
+    "workflow": cmd_workflow,
 }

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
 DEFAULT_URL: Final = "http://127.0.0.1:8765"
 _OMITTED: Any = object()  # ``submit`` without data: the server's default ({}) applies
+# Named here: inside ``Client``, ``list`` is its method.
+JsonList = list[dict[str, Any]]
 
 
 def configured_url(settings: Settings) -> str:
@@ -210,3 +212,77 @@ class Client:
         for read in self.follow(job_id, interval=interval):
             if read.data:
                 yield read.data
+
+    # --- workflows (docs/http-api.md, "Workflows") ------------------------------------------
+
+    def workflows(self) -> JsonList:
+        """``GET /workflows``: every registered workflow with its step graph."""
+        found: JsonList = self._json("GET", "/workflows")["workflows"]
+        return found
+
+    def start_workflow(self, name: str, input: Any = _OMITTED) -> str:
+        """Start an instance of workflow ``name``; returns its id. Without ``input`` the
+        server's default (``{}``) applies."""
+        body: dict[str, Any] = {} if input is _OMITTED else {"input": input}
+        path = f"/workflows/{urllib.parse.quote(name, safe='')}/instances"
+        return str(self._json("POST", path, body)["id"])
+
+    def instance(self, instance_id: str) -> dict[str, Any]:
+        """One workflow instance, its parallel steps' branches included."""
+        result: dict[str, Any] = self._json("GET", _instance_path(instance_id))
+        return result
+
+    def instances(
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> JsonList:
+        """Top-level instances, newest first."""
+        query = urllib.parse.urlencode(
+            {
+                k: v
+                for k, v in {
+                    "workflow": workflow,
+                    "status": status,
+                    "limit": limit,
+                    "offset": offset,
+                }.items()
+                if v
+            }
+        )
+        found: JsonList = self._json("GET", f"/workflows/instances?{query}")["instances"]
+        return found
+
+    def cancel_instance(self, instance_id: str, reason: str | None = None) -> dict[str, Any]:
+        body = {"reason": reason} if reason else None
+        result: dict[str, Any] = self._json("POST", _instance_path(instance_id) + "/cancel", body)
+        return result
+
+    def resume_instance(self, instance_id: str) -> dict[str, Any]:
+        """Continue a failed or cancelled instance from the step that did not complete."""
+        result: dict[str, Any] = self._json("POST", _instance_path(instance_id) + "/resume")
+        return result
+
+    def wait_instance(
+        self, instance_id: str, timeout: float | None = None, *, interval: float = 0.2
+    ) -> dict[str, Any]:
+        """Poll until the instance is finished; returns its final JSON (``TimeoutError``
+        after ``timeout`` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            instance = self.instance(instance_id)
+            if instance["status"] in TERMINAL:
+                return instance
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"workflow {instance['workflow']!r} instance {instance_id} still "
+                    f"{instance['status']} after {timeout} s"
+                )
+            time.sleep(interval)
+
+
+def _instance_path(instance_id: str) -> str:
+    return f"/workflows/instances/{urllib.parse.quote(instance_id, safe='')}"

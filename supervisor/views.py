@@ -1,4 +1,5 @@
-"""How jobs look from outside: the JSON shape shared by HTTP and the CLI (docs/http-api.md).
+"""How jobs and workflow instances look from outside: the JSON shape shared by HTTP and the
+CLI (docs/http-api.md).
 
 Times are ISO 8601 UTC with milliseconds. Payloads arrive as msgpack and may hold
 binary strings, which JSON cannot; they are shown as ``{"$base64": "..."}``.
@@ -6,19 +7,23 @@ binary strings, which JSON cannot; they are shown as ``{"$base64": "..."}``.
 Rendering never fails a whole job, let alone a listing. Every door checks what it lets
 in (the depth limit of ``protocol.limits``, ``LATEST_TIME``), but a row written by an
 older build, or by a custom store, may still hold what cannot be shown: such a field is
-shown as ``null`` and the job carries ``render_error`` saying which fields and why.
+shown as ``null`` and the job (or instance) carries ``render_error`` saying which fields
+and why. Instances are rendered from the leaf ``supervisor.workflows.records`` only: this
+core module may import nothing else of the workflow package.
 """
 
 from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, Final
 
 from protocol.limits import MAX_DEPTH, TooDeep
 from supervisor.records import JobRecord
+from supervisor.workflows.records import InstanceRecord
 
 # The last second ``datetime`` can show (9999-12-31T23:59:59Z): a later run_at is refused.
 LATEST_TIME: Final = 253402300799
@@ -113,3 +118,86 @@ def job_json(job: JobRecord) -> dict[str, Any]:
     if problems:
         shown["render_error"] = "cannot show " + "; ".join(problems)
     return shown
+
+
+# --- workflow instances (docs/http-api.md, "Workflows") ----------------------------------
+
+
+def instance_json(
+    instance: InstanceRecord, children: Sequence[InstanceRecord] | None = None
+) -> dict[str, Any]:
+    """A workflow instance as the API shows it, with the same ``render_error`` rule as jobs.
+
+    ``steps`` maps each step that has started to its state; a parallel step lists its
+    branch instances' ids in ``children``. Given ``children`` (the instance's branch
+    instances, ``WorkflowService.children``), each parallel step also carries
+    ``branches``: the ones among them it lists, in its order, each rendered whole
+    (without its own ``branches``). A listing passes no ``children``: one row, one read.
+    """
+    problems: list[str] = []
+
+    def show(field: str, render: Callable[[Any], Any], value: Any) -> Any:
+        try:
+            return render(value)
+        except (
+            ValueError,
+            TypeError,
+            OverflowError,
+            OSError,
+            RecursionError,
+            AttributeError,
+        ) as exc:
+            # A row from a custom store may hold anything; never a 500 for it.
+            problems.append(f"{field}: {exc}")
+            return None
+
+    by_id = {child.id: child for child in children or ()}
+
+    def render_steps(steps: Any) -> dict[str, Any]:
+        shown: dict[str, Any] = {}
+        for name, step in steps.items():
+            where = f"steps.{name}"
+            entry: dict[str, Any] = {
+                "status": show(f"{where}.status", _enum_value, step.status),
+                "input": show(f"{where}.input", jsonable, step.input),
+                "output": show(f"{where}.output", jsonable, step.output),
+                "error": show(f"{where}.error", jsonable, step.error),
+                "attempts": step.attempts,
+                "job_id": step.job_id,
+                "started_at": show(f"{where}.started_at", iso, step.started_at),
+                "finished_at": show(f"{where}.finished_at", iso, step.finished_at),
+                "retry_at": show(f"{where}.retry_at", iso, step.retry_at),
+                "children": [str(child) for child in step.children],
+            }
+            if children is not None and step.children:
+                entry["branches"] = [
+                    instance_json(by_id[child]) for child in step.children if child in by_id
+                ]
+            shown[str(name)] = entry
+        return shown
+
+    shown: dict[str, Any] = {
+        "id": instance.id,
+        "workflow": instance.workflow,
+        "status": show("status", _enum_value, instance.status),
+        "current_step": instance.current_step,
+        "input": show("input", jsonable, instance.input),
+        "output": show("output", jsonable, instance.output),
+        "error": show("error", jsonable, instance.error),
+        "steps": show("steps", render_steps, instance.steps),
+        "parent_id": instance.parent_id,
+        "branch": instance.branch,
+        "created_at": show("created_at", iso, instance.created_at),
+        "started_at": show("started_at", iso, instance.started_at),
+        "finished_at": show("finished_at", iso, instance.finished_at),
+        "timeout_at": show("timeout_at", iso, instance.timeout_at),
+        "node": instance.node,
+    }
+    if problems:
+        shown["render_error"] = "cannot show " + "; ".join(problems)
+    return shown
+
+
+def _enum_value(value: Any) -> str:
+    """A status as its string (a custom store may hand back a plain string)."""
+    return str(value.value if isinstance(value, Enum) else value)

@@ -5,6 +5,9 @@ malformed body or an unknown or bad query parameter, 401 without the bearer toke
 (``supervisor.http.auth``), 404 for an unknown route, job or job name, 405 (with
 ``Allow``) for a wrong method, 409 for a conflict such as cancelling a finished job,
 413 for an oversized body. ``HEAD`` is answered as ``GET`` (the server drops the body).
+
+The workflow routes live in ``supervisor.http.workflow_routes`` and register through the
+same ``route`` decorator (the server imports that module), so they share all of this.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 # A stored row that cannot be shown is reported once (per job and hour), not per read.
-_render_log = LogThrottle(log, burst=1, interval=3600.0)
+render_log = LogThrottle(log, burst=1, interval=3600.0)
 # Accepted on every route: ``?token=`` authorizes a GET (supervisor.http.auth).
 COMMON_PARAMS = frozenset({"token"})
 
@@ -90,20 +93,18 @@ def route(pattern: str, method: str, params: tuple[str, ...] = ()) -> Callable[[
 
 def handle(sup: Supervisor, request: Request, token: str | None) -> Response:
     """Answer ``request``; ``token`` is the bearer token required (``None``: no auth)."""
+    method = "GET" if request.method == "HEAD" else request.method
+    matched: set[str] = set()  # the methods of every pattern the path matches
     for _pattern, compiled, methods in _ROUTES:
         match = compiled.match(request.path)
         if match is None:
             continue
-        entry = methods.get("GET" if request.method == "HEAD" else request.method)
+        entry = methods.get(method)
         if entry is None:
-            names = set(methods) | ({"HEAD"} if "GET" in methods else set())
-            allowed = ", ".join(sorted(names))
-            return error_response(
-                405,
-                "method_not_allowed",
-                f"{request.method} is not allowed on {request.path} (allowed: {allowed})",
-                [("allow", allowed)],
-            )
+            # Another pattern may take this method (``POST /workflows/instances/...``
+            # matches both a workflow's and an instance's route): look further first.
+            matched |= set(methods)
+            continue
         if not authorized(request, token):
             return error_response(
                 401,
@@ -117,6 +118,14 @@ def handle(sup: Supervisor, request: Request, token: str | None) -> Response:
             return entry.handler(sup, request, match.groupdict())
         except JobvisorError as exc:
             return error_response(exc.http_status, exc.code, str(exc))
+    if matched:
+        allowed = ", ".join(sorted(matched | ({"HEAD"} if "GET" in matched else set())))
+        return error_response(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.path} (allowed: {allowed})",
+            [("allow", allowed)],
+        )
     return error_response(404, "not_found", f"no route for {request.path}")
 
 
@@ -134,7 +143,7 @@ def _show(sup: Supervisor, job: JobRecord) -> dict[str, Any]:
     """``job_json``, logging (rate-limited) a row that cannot be shown whole."""
     shown = job_json(job)
     if "render_error" in shown:
-        _render_log.log(
+        render_log.log(
             logging.WARNING,
             job.id,
             sup.clock.monotonic(),
@@ -145,7 +154,7 @@ def _show(sup: Supervisor, job: JobRecord) -> dict[str, Any]:
     return shown
 
 
-def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+def int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
     text = request.query.get(name)
     if text is None or text == "":
         return default
@@ -238,8 +247,8 @@ def list_jobs(sup: Supervisor, request: Request, params: dict[str, str]) -> Resp
         except ValueError:
             known = ", ".join(s.value for s in JobStatus)
             raise BadRequest(f"unknown status {status_text!r} (one of: {known})") from None
-    limit = _int_param(request, "limit", 100, 1, 1000)
-    offset = _int_param(request, "offset", 0, 0, 10**9)
+    limit = int_param(request, "limit", 100, 1, 1000)
+    offset = int_param(request, "offset", 0, 0, 10**9)
     jobs = sup.list(
         name=request.query.get("name") or None, status=status, limit=limit, offset=offset
     )
@@ -265,8 +274,8 @@ def cancel_job(sup: Supervisor, request: Request, params: dict[str, str]) -> Res
 @route("/jobs/{job_id}/logs", "GET", ("offset", "limit"))
 def job_logs(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
     job = _job_or_404(sup, params["job_id"])
-    offset = _int_param(request, "offset", 0, 0, 1 << 62)
-    limit = _int_param(request, "limit", joblogs.MAX_READ, 1, joblogs.MAX_READ)
+    offset = int_param(request, "offset", 0, 0, 1 << 62)
+    limit = int_param(request, "limit", joblogs.MAX_READ, 1, joblogs.MAX_READ)
     data, end = joblogs.read(joblogs.log_path(sup.settings.log_dir, job.id), offset, limit)
     # Complete: the job is finished and its last worker process is gone, so nobody
     # writes to this log any more (a job turns final before its worker has exited).
