@@ -47,7 +47,8 @@ def flows() -> dict[str, Workflow]:
         .build()
     )
     broken = workflow("broken").task("first", handler=_step).task("second", handler=_step)
-    return {"order": order, "broken": broken.build()}
+    stuck = workflow("stuck").task("wait", handler=_step).build()
+    return {"order": order, "broken": broken.build(), "stuck": stuck}
 
 
 @dataclass
@@ -56,11 +57,13 @@ class Plan:
 
     steps: tuple[str, ...]
     fails_at: str | None = None
+    holds: bool = False  # its first step never ends (until cancelled)
 
 
 PLANS = {
     "order": Plan(("validate", "charge", "ship")),
     "broken": Plan(("first", "second"), fails_at="second"),
+    "stuck": Plan(("wait",), holds=True),
 }
 
 
@@ -193,6 +196,8 @@ class StandIn:
             state.attempts += 1
             state.started_at = now
             instance.current_step = name
+            return
+        if plan.holds:
             return
         if running == plan.fails_at:
             step.status = StepStatus.FAILED

@@ -54,7 +54,7 @@ def test_definitions_list_every_workflow_with_its_step_graph(sv):
     reply = request(sv, "GET", "/workflows")
     assert reply.status == 200
     flows = {flow["name"]: flow for flow in reply.json()["workflows"]}
-    assert set(flows) == {"order", "broken"}
+    assert set(flows) == {"order", "broken", "stuck"}
     order = flows["order"]
     assert order["start"] == "validate"
     assert [(s["name"], s["kind"], s["next"]) for s in order["steps"]] == [
