@@ -11,8 +11,9 @@ import json
 
 import pytest
 
+from supervisor.cli import _step_lines
 from supervisor.testing import SupervisorThread, wait_for
-from supervisor.workflows.records import InstanceStatus
+from supervisor.workflows.records import InstanceStatus, StepState, StepStatus
 from tests.supervisor.test_cli import JOB_ID, jobvisor, popen
 from tests.workflows.httpstandin import StandIn
 
@@ -159,3 +160,20 @@ def test_help_lists_the_workflow_command(tmp_path):
     assert sub.returncode == 0
     for name in ("start", "show", "list"):
         assert name in sub.stdout
+
+
+def test_follow_lines_name_a_parallel_branchs_steps(sv, engine):
+    """--follow's lines for a parallel step's branches read ``STEP[BRANCH].STEP``."""
+    parent = engine.record("fan", current_step="split")
+    left = engine.record(
+        "fan",
+        parent_id=parent.id,
+        branch="left",
+        steps={"resize": StepState(StepStatus.RUNNING, attempts=2)},
+    )
+    parent.steps["split"] = StepState(StepStatus.RUNNING, children=[left.id])
+    lines = _step_lines(sv.client.instance(parent.id))
+    assert lines == {
+        "split": "step split running",
+        "split[left].resize": "step split[left].resize running (attempt 2)",
+    }
