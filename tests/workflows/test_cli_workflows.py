@@ -177,3 +177,14 @@ def test_follow_lines_name_a_parallel_branchs_steps(sv, engine):
         "split": "step split running",
         "split[left].resize": "step split[left].resize running (attempt 2)",
     }
+
+
+def test_global_options_work_after_the_workflow_subcommand(sv, engine, tmp_path):
+    """``workflow list --json --url U --token T`` means what it means with them up front."""
+    instance = engine.record("other")
+    client = sv.client
+    result = jobvisor(
+        "workflow", "list", "--json", "--url", client.url, "--token", client.token, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert [i["id"] for i in json.loads(result.stdout)] == [instance.id]
