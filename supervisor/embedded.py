@@ -26,7 +26,7 @@ from supervisor.events import Event
 from supervisor.http.server import HttpServer
 from supervisor.views import job_json
 from supervisor.workflows.engine import WorkflowEngine
-from supervisor.workflows.service import attach
+from supervisor.workflows.service import attach, prepare
 
 T = TypeVar("T")
 
@@ -59,6 +59,7 @@ class SupervisorThread:
         self._events_lock = threading.Lock()
 
     def start(self) -> SupervisorThread:
+        prepare(self.sup)  # the workflows and their step kind, before recovery meets them
         self.sup.open()
         try:
             self.engine = attach(self.sup)  # workflows, their step pool, instances to resume

@@ -27,7 +27,7 @@ from supervisor.core import Supervisor
 from supervisor.errors import ConfigError
 from supervisor.http.server import HttpServer
 from supervisor.workflows.engine import WorkflowEngine
-from supervisor.workflows.service import attach
+from supervisor.workflows.service import attach, prepare
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
     limit = raise_fd_limit()
     log.info("file descriptor limit %d", limit)
     sup = Supervisor(settings)
+    prepare(sup)  # the workflows and their step kind, before recovery meets their workers
     sup.open()
     http = None
     engine: WorkflowEngine | None = None

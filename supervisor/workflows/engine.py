@@ -95,24 +95,7 @@ class WorkflowEngine:
     def ensure_step_kind(self) -> None:
         """Register the ``workflow-step`` job kind for the registered workflows' modules and
         install its warm pool (once; again after more workflows were registered)."""
-        settings = self.sup.settings
-        args = ["-m", "supervisor.workflows.poolworker"]
-        for folder in settings.python_path:
-            args += ["--path", str(folder)]
-        modules = sorted({flow.module for flow in registry.registered().values() if flow.module})
-        for module in modules:
-            args += ["--import", module]
-        kind = self.sup.kinds.get(STEP_KIND)
-        if kind is None or kind.args != tuple(args):
-            self.sup.register(
-                JobKind(
-                    name=STEP_KIND,
-                    command=sys.executable,
-                    args=tuple(args),
-                    heartbeat_timeout=settings.default_heartbeat_timeout,
-                    max_attempts=1,  # retries are the engine's (the step's policy)
-                )
-            )
+        register_step_kind(self.sup)
         if self.pool is None:
             self.pool = WarmPool(STEP_ENTRY, size=self._pool_size)
             self.pool.install(self.sup.runner, STEP_KIND)
@@ -769,6 +752,30 @@ class WorkflowEngine:
         wall = self.sup.clock.wall()
         emit: Callable[..., Any] = self.sup.events.emit
         self.sup.loop.after_commit(lambda: emit(name, payload, time=wall, channels=tuple(channels)))
+
+
+def register_step_kind(sup: Supervisor) -> None:
+    """Register (or update) the ``workflow-step`` job kind: this Python running the pool
+    worker over ``python_path`` and the registered workflows' modules, one attempt per
+    job (retries are the engine's), the default heartbeat timeout."""
+    settings = sup.settings
+    args = ["-m", "supervisor.workflows.poolworker"]
+    for folder in settings.python_path:
+        args += ["--path", str(folder)]
+    modules = sorted({flow.module for flow in registry.registered().values() if flow.module})
+    for module in modules:
+        args += ["--import", module]
+    kind = sup.kinds.get(STEP_KIND)
+    if kind is None or kind.args != tuple(args):
+        sup.register(
+            JobKind(
+                name=STEP_KIND,
+                command=sys.executable,
+                args=tuple(args),
+                heartbeat_timeout=settings.default_heartbeat_timeout,
+                max_attempts=1,
+            )
+        )
 
 
 def check_data(value: Any) -> None:

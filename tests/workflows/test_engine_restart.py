@@ -1,0 +1,129 @@
+"""Instances in a long step survive a kill -9 of a real ``jobvisor serve`` (docs/workflows.md)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from supervisor.config import load_config
+from supervisor.stores import SqliteStore
+from supervisor.testing import (
+    TEST_RUN_VAR,
+    ServerProcess,
+    SupervisorThread,
+    short_socket_dir,
+    wait_for,
+)
+from supervisor.workflows.records import InstanceRecord
+from tests.workflows.conftest import Modules
+from tests.workflows.enginehelpers import COUNTING
+
+LONG = """
+import time
+from supervisor.workflows import workflow
+
+
+def long(value, ctx):
+    count("long-" + ctx.instance["id"])
+    while not (COUNTS / "release").exists():
+        time.sleep(0.05)
+    return {"n": value["n"]}
+
+
+def after(value, ctx):
+    count("after-" + ctx.instance["id"])
+    return {"done": value["n"]}
+
+
+flows = [workflow("long").task("long", handler=long).task("after", handler=after).build()]
+"""
+
+
+def _stored(db: Path, instance_id: str) -> InstanceRecord | None:
+    store = SqliteStore(path=db)
+    store.open()
+    try:
+        return store.get_instance(instance_id)
+    finally:
+        store.close()
+
+
+def test_instances_in_a_long_step_complete_once_across_kill_9(
+    modules: Modules, marker: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Three instances wait in a step while serve is killed -9 and restarted: each step job
+    re-attaches (its log says "worker reconnected"), each instance completes, and each
+    handler ran exactly once. The instances are started by an embedded supervisor on the
+    same state, stopped gracefully (workers keep running), before serve takes over."""
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    monkeypatch.setenv(TEST_RUN_VAR, marker)
+    monkeypatch.setenv("ENGINE_COUNTS", str(counts))
+    module = modules.write(COUNTING + LONG)
+    config = tmp_path / "jobvisor.toml"
+    config.write_text(
+        textwrap.dedent(f"""
+        state_dir = "state"
+        http = "127.0.0.1:0"
+        socket_dir = "{short_socket_dir()}"
+        flush_interval = 0.1
+        kill_grace = 1.0
+        workflow_pool_size = 1
+        workflows = ["{module}:flows"]
+        python_path = ["{modules.folder}"]
+        """)
+    )
+    settings = load_config(config)
+    sv = SupervisorThread(settings).start()
+    try:
+        engine = sv.engine
+        assert engine is not None
+        ids = [sv.call(lambda n=n: engine.start("long", {"n": n}).id) for n in range(3)]
+        wait_for(
+            lambda: all((counts / f"long-{i}").exists() for i in ids), message="three long steps"
+        )
+        jobs = sv.call(lambda: [engine.get(i).steps["long"].job_id for i in ids])  # type: ignore[union-attr]
+    finally:
+        sv.stop()
+    server = ServerProcess(config).start()
+    logs = [settings.log_dir / f"{job}.log" for job in jobs]
+
+    def reconnections(count: int) -> bool:
+        return all(
+            log.exists() and log.read_text().count("worker reconnected") >= count for log in logs
+        )
+
+    try:
+        wait_for(lambda: reconnections(1), timeout=30, message="the steps to re-attach to serve")
+        server.kill()  # SIGKILL
+        server = ServerProcess(config).start()
+        wait_for(lambda: reconnections(2), timeout=30, message="the steps to re-attach again")
+        (counts / "release").write_text("")
+        wait_for(
+            lambda: all((counts / f"after-{i}").exists() for i in ids),
+            timeout=30,
+            message="each instance's last step",
+        )
+        wait_for(lambda: all(server_done(server, i) for i in ids), timeout=30, message="completion")
+    finally:
+        server.stop()
+    for instance_id in ids:
+        stored = _stored(settings.db_path or settings.state_dir / "jobs.db", instance_id)
+        assert stored is not None
+        assert stored.status == "completed", stored.error
+        assert stored.output is not None and "done" in stored.output
+        assert (counts / f"long-{instance_id}").read_text() == "x"  # ran exactly once
+        assert (counts / f"after-{instance_id}").read_text() == "x"
+
+
+def server_done(server: ServerProcess, instance_id: str) -> bool:
+    """Whether the last step's job of ``instance_id`` completed, as the server reports it."""
+    jobs = server.client.list(name="workflow-step", limit=100)
+    return any(
+        job["status"] == "completed"
+        and job["data"]["step"] == "after"
+        and job["data"]["context"]["instance"]["id"] == instance_id
+        for job in jobs
+    )
