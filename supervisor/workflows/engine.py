@@ -720,11 +720,12 @@ class WorkflowEngine:
     def _arm_workflow_timeout(self, instance: InstanceRecord) -> None:
         assert instance.timeout_at is not None
         delay = max(0.0, instance.timeout_at - self.sup.clock.wall())
-        limit = instance.timeout_at - (instance.started_at or instance.timeout_at)
 
         def fire() -> None:
+            flow = self._flow(instance)
+            limit = flow.timeout if flow is not None else None
             if instance.active:
-                error = {"message": f"timed out after {limit:g} s", "reason": "timeout"}
+                error = {"message": f"timed out after {limit or 0:g} s", "reason": "timeout"}
                 self._stop_instance(instance, InstanceStatus.FAILED, error)
 
         self.sup.loop.call_later(("wf-timeout", instance.id), delay, fire)
