@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -13,12 +15,13 @@ from supervisor.testing import (
     TEST_RUN_VAR,
     ServerProcess,
     SupervisorThread,
+    make_settings,
     short_socket_dir,
     wait_for,
 )
 from supervisor.workflows.records import InstanceRecord
 from tests.workflows.conftest import Modules
-from tests.workflows.enginehelpers import COUNTING
+from tests.workflows.enginehelpers import COUNTING, Flows
 
 LONG = """
 import time
@@ -127,3 +130,96 @@ def server_done(server: ServerProcess, instance_id: str) -> bool:
         and job["data"]["context"]["instance"]["id"] == instance_id
         for job in jobs
     )
+
+
+REARMED = """
+import time
+from supervisor.workflows import workflow
+
+
+def flaky(value, ctx):
+    count("flaky")
+    if len((COUNTS / "flaky").read_text()) < 2:
+        raise ConnectionError("down")
+    return {"ok": True}
+
+
+def hang(value, ctx):
+    count("hang")
+    time.sleep(60)
+
+
+flows = [
+    workflow("retry-later").task("t", handler=flaky, retry={"max_attempts": 2, "interval": 1.5})
+    .build(),
+    workflow("deadline").timeout(2).task("t", handler=hang).build(),
+]
+"""
+
+
+def test_a_retry_and_a_workflow_timeout_are_re_armed_after_a_restart(
+    modules: Modules, marker: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A step waiting for its retry and an instance with a deadline, across a graceful
+    stop: the next supervisor retries the step at retry_at and times the instance out."""
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    monkeypatch.setenv(TEST_RUN_VAR, marker)
+    monkeypatch.setenv("ENGINE_COUNTS", str(counts))
+    module = modules.write(COUNTING + REARMED)
+    settings = make_settings(
+        tmp_path / "state",
+        workflows=[f"{module}:flows"],
+        python_path=[str(modules.folder)],
+        workflow_pool_size=0,
+    )
+    first = SupervisorThread(settings).start()
+    try:
+        engine = first.engine
+        assert engine is not None
+        retried = first.call(lambda: engine.start("retry-later", {}).id)
+        timed = first.call(lambda: engine.start("deadline", {}).id)
+
+        def waiting() -> bool:
+            found = first.call(lambda: engine.get(retried))
+            return found is not None and found.steps["t"].status == "waiting_retry"
+
+        wait_for(waiting, message="the step to wait for its retry")
+        wait_for((counts / "hang").exists, message="the long step to run")
+    finally:
+        first.stop()
+    second = SupervisorThread(settings).start()
+    try:
+        flows = Flows(second, counts)
+        done = flows.wait(retried)
+        assert done.status == "completed", done.error
+        assert flows.runs("flaky") == 2
+        timed_out = flows.wait(timed)
+        assert timed_out.status == "failed"
+        assert timed_out.error is not None
+        assert timed_out.error["message"] == "timed out after 2 s"
+    finally:
+        second.stop()
+
+
+def test_serve_with_a_bad_workflow_spec_exits_5_naming_it(tmp_path: Path) -> None:
+    """A workflows entry that names no module stops serve with the config exit code."""
+    config = tmp_path / "jobvisor.toml"
+    config.write_text(
+        textwrap.dedent(f"""
+        state_dir = "state"
+        http = "127.0.0.1:0"
+        socket_dir = "{short_socket_dir()}"
+        workflows = ["no_such_module_here:flows"]
+        """)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "supervisor", "--config", str(config), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 5, proc.stderr
+    assert "no_such_module_here:flows" in proc.stderr
+    assert "workflows" in proc.stderr
