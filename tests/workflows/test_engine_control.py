@@ -30,6 +30,15 @@ def fail_soon(value, ctx):
     raise RuntimeError("branch b broke")
 
 
+def fail_after_hang(value, ctx):
+    count("fail_after_hang")
+    for _ in range(400):  # until branch a's step runs (at most 20 s)
+        if (COUNTS / "hang-pid").exists():
+            break
+        time.sleep(0.05)
+    raise RuntimeError("branch b broke")
+
+
 def finish(value, ctx):
     count("finish")
     time.sleep(0.5)
@@ -64,7 +73,7 @@ flows = [
     workflow("fast")
     .parallel("both", branches=[
         workflow.branch("a").task("hang", handler=hang).build(),
-        workflow.branch("b").task("fail", handler=fail_soon).build(),
+        workflow.branch("b").task("fail", handler=fail_after_hang).build(),
     ])
     .build(),
     workflow("patient")

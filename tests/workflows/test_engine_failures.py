@@ -48,9 +48,9 @@ flows = [
     .task("t", handler=wrong, retry={"max_attempts": 3, "retry_on": ["ConnectionError"], **quick})
     .build(),
     workflow("slow-step")
-    .task("t", handler=slow, timeout=1, retry={"max_attempts": 2, "interval": 0.1})
+    .task("t", handler=slow, timeout=2, retry={"max_attempts": 2, "interval": 0.1})
     .build(),
-    workflow("slow-flow").timeout(1.5).task("t", handler=slow).build(),
+    workflow("slow-flow").timeout(3).task("t", handler=slow).build(),
 ]
 """
 
@@ -105,24 +105,24 @@ def _pid(flows: Flows, run: int) -> int:
 
 
 def test_a_step_timeout_stops_the_attempt_and_retries_it(flows: Flows) -> None:
-    """Each attempt of a 1 s step is stopped at 1 s as StepTimeout, retried once, then fails."""
+    """Each attempt of a 2 s step is stopped at 2 s as StepTimeout, retried once, then fails."""
     done = flows.wait(flows.start("slow-step", {}), timeout=30)
     assert done.status == "failed"
     assert flows.runs("slow") == 2
     assert done.error is not None
-    assert done.error["message"] == "slow-step/t: StepTimeout: step timed out after 1 s"
+    assert done.error["message"] == "slow-step/t: StepTimeout: step timed out after 2 s"
     for run in (1, 2):
         pid = _pid(flows, run)
         wait_for(lambda pid=pid: process_gone(pid), message=f"worker {pid} to stop")
 
 
 def test_a_workflow_timeout_cancels_the_running_step_and_fails(flows: Flows) -> None:
-    """The instance fails "timed out after 1.5 s" and its step's worker stops."""
+    """The instance fails "timed out after 3 s" and its step's worker stops."""
     instance_id = flows.start("slow-flow", {})
     done = flows.wait(instance_id, timeout=30)
     assert done.status == "failed"
     assert done.error is not None
-    assert done.error["message"] == "timed out after 1.5 s"
+    assert done.error["message"] == "timed out after 3 s"
     assert done.steps["t"].status == "cancelled"
     pid = _pid(flows, 1)
     wait_for(lambda: process_gone(pid), message=f"worker {pid} to stop")
