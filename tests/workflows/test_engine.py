@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from supervisor.errors import BadRequest
 from supervisor.testing import SupervisorThread
+from supervisor.workflows.errors import InstanceNotFound, UnknownWorkflow
 from tests.workflows.conftest import Modules
 from tests.workflows.enginehelpers import Flows, make_flows
 
@@ -93,3 +95,29 @@ def test_an_invalid_output_fails_naming_the_field(flows: Flows) -> None:
     assert done.error is not None
     assert "StepOutputError" in done.error["message"]
     assert "output.total" in done.error["message"]
+
+
+def test_the_service_refuses_unknown_names_ids_and_unstorable_input(flows: Flows) -> None:
+    """start() of an unknown workflow or a branch, a set as input, cancel of no instance."""
+    with pytest.raises(UnknownWorkflow):
+        flows.sv.call(lambda: flows.engine.start("no-such-flow", {}))
+    with pytest.raises(UnknownWorkflow):
+        flows.sv.call(lambda: flows.engine.start("seq/x/y", {}))
+    with pytest.raises(BadRequest):
+        flows.sv.call(lambda: flows.engine.start("seq", {1, 2}))
+    with pytest.raises(InstanceNotFound):
+        flows.sv.call(lambda: flows.engine.cancel("0" * 20))
+    assert flows.sv.call(lambda: flows.engine.get("0" * 20)) is None
+    assert flows.sv.call(flows.engine.list) == []
+
+
+def test_listing_shows_instances_newest_first(flows: Flows) -> None:
+    """list() returns top-level instances newest first, filtered by workflow."""
+    first = flows.start("seq", {"order_id": "A-1"})
+    second = flows.start("bad-output", None)
+    flows.wait(first)
+    flows.wait(second)
+    listed = flows.sv.call(lambda: [i.id for i in flows.engine.list()])
+    assert listed == [second, first]
+    only = flows.sv.call(lambda: [i.id for i in flows.engine.list(workflow="seq")])
+    assert only == [first]
