@@ -61,6 +61,9 @@ from supervisor.workflows.timers import StepTimers
 if TYPE_CHECKING:
     from supervisor.core import Supervisor
 
+# Steps that may run one inside the other without a job (pass, end, choice-free chains):
+# a loop of pass steps must fail its instance, not exhaust the loop thread's stack.
+MAX_CHAIN = 100
 LIVE_STEP = (StepStatus.RUNNING, StepStatus.WAITING_RETRY)
 STOPPED = (InstanceStatus.FAILED, InstanceStatus.CANCELLED)
 
@@ -71,6 +74,7 @@ class Driver:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
         self._watch: dict[str, tuple[str, str]] = {}  # job id -> (instance id, step name)
+        self._chain = 0  # steps entered one inside the other right now
         self.timers = StepTimers(
             sup.loop,
             sup.clock,
@@ -210,6 +214,13 @@ class Driver:
 
     def _enter(self, instance: InstanceRecord, flow: Workflow, name: str) -> None:
         """Start step ``name`` afresh (its state moves to the end of ``steps``)."""
+        self._chain += 1
+        try:
+            self._enter_step(instance, flow, name)
+        finally:
+            self._chain -= 1
+
+    def _enter_step(self, instance: InstanceRecord, flow: Workflow, name: str) -> None:
         step = flow.step(name)
         prev = self._prev(instance, flow, name)
         instance.steps.pop(name, None)
@@ -219,7 +230,12 @@ class Driver:
         instance.current_step = name
         self.sup.instances.mark(instance)
         self._emit("workflow.step.started", instance, step=name, kind=step.kind)
-        if isinstance(step, EndStep):
+        if self._chain > MAX_CHAIN:
+            problem = (
+                f"more than {MAX_CHAIN} steps in a row ran without a job (a loop of pass steps?)"
+            )
+            self._step_failed(instance, name, {"message": problem, "reason": "loop", "step": name})
+        elif isinstance(step, EndStep):
             self._step_completed(instance, flow, name, None if prev is NO_PREV else prev)
         elif isinstance(step, PassStep) and step.transform is None:
             output = step.result if step.has_result else state.input

@@ -44,6 +44,7 @@ flows = [
     .pass_("fixed", result={"constant": True})
     .pass_("through")
     .build(),
+    workflow("spin").pass_("a", next="b").pass_("b", next="a").build(),
     workflow("legacy")
     .task("plain", job="double")
     .task("mapped", job="double", input=lambda ctx: {"n": ctx.prev["doubled"] + ctx.input["n"]},
@@ -117,3 +118,12 @@ def test_legacy_job_tasks_run_the_registered_job_with_their_mappers(flows: Flows
     assert done.output == {"value": 30}  # (10 + 5) * 2
     job = flows.sv.job(done.steps["mapped"].job_id or "")
     assert job["name"] == "workflow-step"  # the last job of the step: its output phase
+
+
+def test_a_loop_of_pass_steps_fails_its_instance(flows: Flows) -> None:
+    """Pass steps that loop without a job fail the instance instead of the loop's stack."""
+    done = flows.wait(flows.start("spin", {"n": 1}))
+    assert done.status == "failed"
+    assert done.error is not None
+    assert "more than 100 steps in a row ran without a job" in done.error["message"]
+    assert flows.sv.call(flows.engine.definitions) != []  # the loop still serves
