@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from supervisor.config import load_config
-from supervisor.stores import SqliteStore
 from supervisor.testing import (
     TEST_RUN_VAR,
     ServerProcess,
@@ -19,7 +18,6 @@ from supervisor.testing import (
     short_socket_dir,
     wait_for,
 )
-from supervisor.workflows.records import InstanceRecord
 from tests.workflows.conftest import Modules
 from tests.workflows.enginehelpers import COUNTING, Flows
 
@@ -44,22 +42,14 @@ flows = [workflow("long").task("long", handler=long).task("after", handler=after
 """
 
 
-def _stored(db: Path, instance_id: str) -> InstanceRecord | None:
-    store = SqliteStore(path=db)
-    store.open()
-    try:
-        return store.get_instance(instance_id)
-    finally:
-        store.close()
-
-
 def test_instances_in_a_long_step_complete_once_across_kill_9(
     modules: Modules, marker: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Three instances wait in a step while serve is killed -9 and restarted: each step job
-    re-attaches (its log says "worker reconnected"), each instance completes, and each
-    handler ran exactly once. The instances are started by an embedded supervisor on the
-    same state, stopped gracefully (workers keep running), before serve takes over."""
+    """Three instances wait in a step while serve is killed -9 twice: each step job
+    re-attaches every time (its log says "worker reconnected", the last supervisor emits
+    job.reconnected), each instance completes, and each handler ran exactly once. The
+    instances are started by an embedded supervisor on the same state, stopped gracefully
+    (workers keep running), before serve takes over; an embedded one takes over last."""
     counts = tmp_path / "counts"
     counts.mkdir()
     monkeypatch.setenv(TEST_RUN_VAR, marker)
@@ -103,33 +93,26 @@ def test_instances_in_a_long_step_complete_once_across_kill_9(
         server.kill()  # SIGKILL
         server = ServerProcess(config).start()
         wait_for(lambda: reconnections(2), timeout=30, message="the steps to re-attach again")
-        (counts / "release").write_text("")
-        wait_for(
-            lambda: all((counts / f"after-{i}").exists() for i in ids),
-            timeout=30,
-            message="each instance's last step",
-        )
-        wait_for(lambda: all(server_done(server, i) for i in ids), timeout=30, message="completion")
     finally:
-        server.stop()
-    for instance_id in ids:
-        stored = _stored(settings.db_path or settings.state_dir / "jobs.db", instance_id)
-        assert stored is not None
-        assert stored.status == "completed", stored.error
-        assert stored.output is not None and "done" in stored.output
-        assert (counts / f"long-{instance_id}").read_text() == "x"  # ran exactly once
-        assert (counts / f"after-{instance_id}").read_text() == "x"
-
-
-def server_done(server: ServerProcess, instance_id: str) -> bool:
-    """Whether the last step's job of ``instance_id`` completed, as the server reports it."""
-    jobs = server.client.list(name="workflow-step", limit=100)
-    return any(
-        job["status"] == "completed"
-        and job["data"]["step"] == "after"
-        and job["data"]["context"]["instance"]["id"] == instance_id
-        for job in jobs
-    )
+        server.kill()  # SIGKILL again: the last supervisor is in-process, to see its events
+    last = SupervisorThread(settings).start()
+    try:
+        flows = Flows(last, counts)
+        wait_for(
+            lambda: all("job.reconnected" in last.event_names(job) for job in jobs),
+            timeout=30,
+            message="job.reconnected for each step",
+        )
+        (counts / "release").write_text("")
+        for instance_id in ids:
+            done = flows.wait(instance_id)
+            assert done.status == "completed", done.error
+            assert done.output == {"done": done.input["n"]}
+            assert (counts / f"long-{instance_id}").read_text() == "x"  # ran exactly once
+            assert (counts / f"after-{instance_id}").read_text() == "x"
+            assert flows.events(instance_id)[-1] == "workflow.completed"
+    finally:
+        last.stop()
 
 
 REARMED = """
