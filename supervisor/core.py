@@ -94,6 +94,10 @@ class Supervisor:
         self.instances = InstanceTable()
         # The workflow engine, once attached (supervisor.workflows); None without it.
         self.workflows: WorkflowService | None = None
+        # Called once, on the loop, when a job reaches a final status (completed, failed
+        # after its last attempt, cancelled, failed at start), in the iteration that
+        # decided it: what a listener changes commits with the job (the workflow engine).
+        self.settled: list[Callable[[JobRecord], None]] = []
         self._instance_store = instance_store(self.store)  # None: a store from before them
         self.events = EventBus()
         self.kinds: dict[str, JobKind] = dict(settings.jobs)
@@ -270,6 +274,7 @@ class Supervisor:
         self.counters.cancelled += 1
         self.emit("job.cancelled", job, reason=reason)
         self._forget_when_settled(job)
+        self._settle(job)
         return job
 
     def on(self, pattern: str, callback: Callable[..., Any]) -> Callable[[], None]:
@@ -284,6 +289,7 @@ class Supervisor:
         self.counters.completed += 1
         self.emit("job.completed", job, result=result)
         self.emit(f"job.{job.name}.completed", job, result=result)
+        self._settle(job)
 
     def attempt_failed(self, job: JobRecord, error: dict[str, Any]) -> None:
         """Record a failed attempt: retry after backoff while attempts remain, else fail."""
@@ -301,11 +307,17 @@ class Supervisor:
             self.counters.failed += 1
             self.emit("job.failed", job, error=error)
             self.emit(f"job.{job.name}.failed", job, error=error)
+            self._settle(job)
 
     def attempt_ended(self, job: JobRecord) -> None:
         """The attempt's process is gone: its slot is free; finished jobs leave memory."""
         self._forget_when_settled(job)
         self._queue_start()
+
+    def _settle(self, job: JobRecord) -> None:
+        """Tell the ``settled`` listeners that ``job`` reached its final status."""
+        for listener in list(self.settled):
+            listener(job)
 
     def progress_changed(self, job: JobRecord) -> None:
         self._progress_changed[job.id] = job
@@ -376,6 +388,7 @@ class Supervisor:
                 self.counters.failed += 1
                 self.emit("job.failed", job, error=error)
                 self._forget_when_settled(job)
+                self._settle(job)
                 continue
             batch.append(job)
             busy[job.name] += 1

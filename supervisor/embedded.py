@@ -25,6 +25,8 @@ from supervisor.core import Supervisor
 from supervisor.events import Event
 from supervisor.http.server import HttpServer
 from supervisor.views import job_json
+from supervisor.workflows.engine import WorkflowEngine
+from supervisor.workflows.service import attach, prepare
 
 T = TypeVar("T")
 
@@ -53,10 +55,17 @@ class SupervisorThread:
         self.http: HttpServer | None = None
         self.thread: threading.Thread | None = None
         self.events: list[Event] = []
+        self.engine: WorkflowEngine | None = None
         self._events_lock = threading.Lock()
 
     def start(self) -> SupervisorThread:
+        prepare(self.sup)  # the workflows and their step kind, before recovery meets them
         self.sup.open()
+        try:
+            self.engine = attach(self.sup)  # workflows, their step pool, instances to resume
+        except BaseException:
+            self.sup.close()
+            raise
         self.sup.on("*", self._record)
         if self.settings.http_host is not None:
             try:
@@ -65,6 +74,7 @@ class SupervisorThread:
                 # e.g. the port is taken, or the token file cannot be made: release the
                 # store and sockets
                 self.sup.close()
+                self._close_engine()
                 raise
         self.thread = threading.Thread(
             target=self.sup.serve_forever, name="jobvisor-loop", daemon=True
@@ -147,5 +157,13 @@ class SupervisorThread:
             self.http.close()
             self.http = None
         if self.thread is not None:
-            self.sup.close()
+            try:
+                self.sup.close()
+            finally:
+                self._close_engine()
             self.thread = None
+
+    def _close_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.close()  # the pool's waiting workers exit; running steps carry on
+            self.engine = None

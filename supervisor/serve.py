@@ -26,6 +26,8 @@ from supervisor.config import Settings
 from supervisor.core import Supervisor
 from supervisor.errors import ConfigError
 from supervisor.http.server import HttpServer
+from supervisor.workflows.engine import WorkflowEngine
+from supervisor.workflows.service import attach, prepare
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +60,12 @@ def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
     limit = raise_fd_limit()
     log.info("file descriptor limit %d", limit)
     sup = Supervisor(settings)
+    prepare(sup)  # the workflows and their step kind, before recovery meets their workers
     sup.open()
     http = None
+    engine: WorkflowEngine | None = None
     try:
+        engine = attach(sup)  # the workflows, their step pool, the instances to resume
         if settings.http_host is not None:
             try:
                 http = HttpServer(sup, settings.http_host, settings.http_port)
@@ -89,5 +94,9 @@ def run(settings: Settings, *, out: TextIO = sys.stdout) -> int:
     finally:
         if http is not None:
             http.close()
-        sup.close()
+        try:
+            sup.close()
+        finally:
+            if engine is not None:
+                engine.close()  # the pool's waiting workers exit; running steps carry on
     return 0

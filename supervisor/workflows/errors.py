@@ -114,6 +114,13 @@ class NoChoiceMatched(StepError):
     code = "no_choice_matched"
 
 
+class StepTimeout(StepError):
+    """A step attempt ran longer than its ``timeout``: the engine stopped its job. The engine
+    records the attempt's failure under this class name, so ``retry_on`` may list it."""
+
+    code = "step_timeout"
+
+
 class StepFailed(WorkflowError):
     """Raised by ``run_step`` for any exception of a step: its message leads with the class name.
 
