@@ -12,13 +12,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_once_runs_every_example_job_to_completion(tmp_path):
-    """``scripts/demo --once`` starts a supervisor, runs the examples, all complete, exit 0."""
+    """``scripts/demo --once`` starts a supervisor, runs the example jobs and a workflow, all
+    complete, exit 0."""
     # A copy of examples/: the demo's state goes to the copy, never to the user's
     # examples/.jobvisor (where a demo of theirs may be running right now).
     demo = tmp_path / "examples"
     demo.mkdir()
     shutil.copy(ROOT / "examples" / "jobvisor.toml", demo)
     shutil.copytree(ROOT / "examples" / "workers", demo / "workers")
+    shutil.copytree(ROOT / "examples" / "workflows", demo / "workflows")
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBVISOR_")}
     env["JOBVISOR_DEMO_HTTP"] = "127.0.0.1:0"  # an ephemeral port: never clash with 8765
     env["JOBVISOR_DEMO_DIR"] = str(demo)
@@ -46,5 +48,6 @@ def test_demo_once_runs_every_example_job_to_completion(tmp_path):
     assert "completed [##############################] 100.0%" in output  # --follow's bar
     table = [line for line in output.splitlines() if line.split()[1:3] == ["checksum", "completed"]]
     assert len(table) >= 5
-    assert "all example jobs completed" in output
+    assert '"shipping": {' in output and '"notification": {' in output  # the workflow's
+    assert "all example jobs and the workflow completed" in output
     assert (demo / ".jobvisor" / "jobs.db").exists()

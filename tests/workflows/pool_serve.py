@@ -2,9 +2,10 @@
 
     python tests/workflows/pool_serve.py CONFIG KIND ENTRY
 
-Until the workflow engine wires the pool into ``serve``, this runs the real ``serve``
-command with one change: its supervisor installs a ``WarmPool`` on KIND once it is
-open (after recovery, as the engine will) and closes it when it stops.
+The engine installs its pool on its own ``workflow-step`` kind; the pool tests put one
+on a plain test kind instead, with an entry that is not a workflow step. So this runs
+the real ``serve`` command with one change: its supervisor installs a ``WarmPool`` on
+KIND once it is open (after recovery, as the engine does) and closes it when it stops.
 """
 
 from __future__ import annotations

@@ -73,3 +73,29 @@ def test_the_definitions_list_both_examples(flows: Flows) -> None:
     assert set(found) == {"process-order", "user-onboarding"}
     assert found["process-order"]["start"] == "validate"
     assert found["user-onboarding"]["timeout"] == 86400
+
+
+@pytest.mark.parametrize(
+    ("workflow", "workflow_input", "taken"),
+    [
+        ("process-order", {"order_id": "H-1", "quantity": 2}, "fulfill"),
+        ("process-order", {"order_id": "H-2", "quantity": 500}, "backorder"),
+        ("user-onboarding", {"email": "a@example.com", "name": "A", "plan": "pro"}, None),
+    ],
+)
+def test_the_examples_run_end_to_end_over_http(
+    flows: Flows, workflow: str, workflow_input: dict[str, object], taken: str | None
+) -> None:
+    """Started, followed and read through the HTTP API and the client, as an app would."""
+    client = flows.sv.client
+    instance_id = client.start_workflow(workflow, workflow_input)
+    done = client.wait_instance(instance_id, timeout=60)
+    assert done["status"] == "completed", done["error"]
+    if taken is not None:
+        assert taken in done["steps"] and done["steps"][taken]["status"] == "completed"
+    if taken == "fulfill":
+        branches = done["steps"]["fulfill"]["branches"]
+        assert {b["branch"] for b in branches} == {"shipping", "notification"}
+        assert set(done["output"]) == {"shipping", "notification"}
+    listed = [i["id"] for i in client.instances(workflow=workflow)]
+    assert instance_id in listed
