@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from supervisor.testing import SupervisorThread
 from supervisor.workflows import workflow
 from supervisor.workflows.definition import Workflow
 from supervisor.workflows.errors import (
@@ -217,3 +218,10 @@ class StandIn:
         instance.status = InstanceStatus.COMPLETED
         instance.output = {"shipped": instance.input}
         instance.finished_at = now
+
+
+def without_engine(sv: SupervisorThread) -> SupervisorThread:
+    """``sv`` as an application that embeds ``Supervisor`` without attaching the workflow
+    engine sees it (``serve`` and ``SupervisorThread`` always attach one)."""
+    sv.call(lambda: setattr(sv.sup, "workflows", None))
+    return sv

@@ -15,7 +15,7 @@ from supervisor.cli import _step_lines
 from supervisor.testing import SupervisorThread, wait_for
 from supervisor.workflows.records import InstanceStatus, StepState, StepStatus
 from tests.supervisor.test_cli import JOB_ID, jobvisor, popen
-from tests.workflows.httpstandin import StandIn
+from tests.workflows.httpstandin import StandIn, without_engine
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_bad_arguments_exit_2_with_a_clear_message(sv, engine, tmp_path, args, m
 
 def test_without_an_engine_the_cli_says_workflows_are_disabled(start, tmp_path):
     """A supervisor without a workflow engine: exit 2 with workflows_disabled."""
-    sv = start()
+    sv = without_engine(start())
     result = jobvisor("workflow", "list", sv=sv, cwd=tmp_path)
     assert result.returncode == 2
     assert "workflows_disabled" in result.stderr

@@ -10,7 +10,7 @@ import pytest
 
 from supervisor.client import Client, ClientError
 from supervisor.workflows.records import InstanceStatus, StepState, StepStatus
-from tests.workflows.httpstandin import StandIn
+from tests.workflows.httpstandin import StandIn, without_engine
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_conflicts_are_409_client_errors(client, engine):
 
 def test_without_an_engine_the_client_gets_workflows_disabled(start):
     """``Supervisor.workflows is None``: the client's calls fail with workflows_disabled."""
-    client = start().client
+    client = without_engine(start()).client
     with pytest.raises(ClientError) as caught:
         client.workflows()
     assert (caught.value.status, caught.value.code) == (404, "workflows_disabled")

@@ -13,7 +13,7 @@ import pytest
 
 from supervisor.workflows.records import InstanceStatus, StepState, StepStatus
 from tests.supervisor.rawhttp import request
-from tests.workflows.httpstandin import T0, StandIn
+from tests.workflows.httpstandin import T0, StandIn, without_engine
 
 ROUTES = [
     ("GET", "/workflows"),
@@ -388,8 +388,7 @@ def test_the_index_lists_the_workflow_routes(sv):
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 def test_without_an_engine_every_route_is_a_404_workflows_disabled(start, method, path):
     """``Supervisor.workflows is None``: each workflow route says workflows are off."""
-    sv = start()
-    assert sv.sup.workflows is None
+    sv = without_engine(start())
     reply = request(sv, method, path, b"{}" if method == "POST" else None)
     assert reply.status == 404
     assert error_of(reply)["code"] == "workflows_disabled"
