@@ -123,12 +123,41 @@ def _rss(r: dict[str, Any]) -> list[str]:
     return ["rss        " + " ; ".join(parts)] if parts else []
 
 
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _workflow(r: dict[str, Any]) -> list[str]:
+    f = r.get("figures")
+    if not f:
+        return []
+    chain, orders = f["chain"], f["orders"]
+    target = r["params"]["target_ms_per_step"]
+    return [
+        f"workflow   chain of {r['params']['chain_steps']} no-op steps, "
+        f"{chain['completed']}/{chain['instances']} completed, pool {chain['pool_size']}: "
+        f"per step p50 {chain['per_step_ms_p50']:.1f} ms  p99 {chain['per_step_ms_p99']:.1f} ms "
+        f"(target {target:g} ms {_met(chain['met_target_p50'])})",
+        f"{INDENT}warm (first {chain['pool_size']} steps): per step "
+        f"p50 {chain['warm_per_step_ms_p50']:.1f} ms  p99 {chain['warm_per_step_ms_p99']:.1f} ms "
+        f"(target {_met(chain['warm_met_target_p50'])}); {chain['warm_steps']}/{chain['steps']} "
+        f"steps took a waiting worker",
+        f"{INDENT}first step alone: median {chain['first_step_ms']['median']:.1f} ms; "
+        f"20 handler calls in-process: median {chain['inprocess_chain_us']['median']:.1f} µs",
+        f"{INDENT}{orders['completed']}/{orders['instances']} orders at once: "
+        f"{orders['instances_per_s']:,.2f} instances/s over {orders['span_s']:.1f} s; "
+        f"loop lag {_ms(orders['loop_lag_ms'])}",
+        f"{INDENT}loop lag idle: {_ms(orders['idle_loop_lag_ms'])}",
+    ]
+
+
 FORMATTERS = {
     "reconnect": _reconnect,
     "throughput": _throughput,
     "overhead": _overhead,
     "store": _store,
     "rss": _rss,
+    "workflow": _workflow,
 }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("reconnect", "throughput", "overhead", "store", "rss")
+SECTIONS = ("reconnect", "throughput", "overhead", "store", "rss", "workflow")
 
 
 def _number(value: Any) -> bool:
@@ -33,14 +33,14 @@ def quick_run(
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=200,
         check=False,
     )
     data = json.loads(out.read_text()) if out.exists() else {}
     return proc, data
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(260)
 @pytest.mark.slow
 def test_quick_run_exits_zero_and_prints_a_table(quick_run):
     """The quick run succeeds and prints one table line per section."""
@@ -51,7 +51,7 @@ def test_quick_run_exits_zero_and_prints_a_table(quick_run):
         assert name in proc.stdout
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(260)
 @pytest.mark.slow
 def test_quick_json_has_every_section_without_errors(quick_run):
     """Every section is present with its params, machine note and no error."""
@@ -64,7 +64,7 @@ def test_quick_json_has_every_section_without_errors(quick_run):
         assert section["machine"]["python"]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(260)
 @pytest.mark.slow
 def test_quick_json_figures_are_numbers_and_no_job_is_lost(quick_run):
     """Each section's headline figures are finite numbers; reconnection lost no job."""
@@ -93,3 +93,22 @@ def test_quick_json_figures_are_numbers_and_no_job_is_lost(quick_run):
     levels = data["rss"]["figures"]
     assert all(_number(level["rss_bytes"]) for level in levels)
     assert all(_number(level["bytes_per_job"]) for level in levels[1:])
+
+
+@pytest.mark.timeout(260)
+@pytest.mark.slow
+def test_quick_workflow_figures_are_numbers_and_every_instance_completed(quick_run):
+    """The workflow section's figures are finite numbers and every instance it ran completed."""
+    _, data = quick_run
+    section = data["workflow"]
+    chain, orders = section["figures"]["chain"], section["figures"]["orders"]
+    assert chain["completed"] == chain["instances"] == section["params"]["chain_instances"]
+    assert orders["completed"] == orders["instances"] == section["params"]["order_instances"]
+    for key in ("per_step_ms_p50", "per_step_ms_p99", "warm_per_step_ms_p50"):
+        assert _number(chain[key]), key
+    assert isinstance(chain["met_target_p50"], bool)
+    assert chain["steps"] == chain["instances"] * section["params"]["chain_steps"]
+    assert _number(orders["instances_per_s"]) and orders["instances_per_s"] > 0
+    for stats in (chain["instance_ms"], orders["loop_lag_ms"], orders["idle_loop_lag_ms"]):
+        assert stats["count"] > 0
+        assert all(_number(stats[k]) for k in ("min", "median", "p99", "max"))

@@ -1,0 +1,1 @@
+"""Workflows the bench runs (``bench/workflow.py``); step workers import them by module."""
