@@ -154,6 +154,23 @@ class WorkflowEngine(Driver):
                 found.setdefault(child.id, child)
         return sorted(found.values(), key=lambda child: (child.created_at, child.seq))
 
+    # --- the seed's names for the same calls (docs/workflows.md) ---------------------------
+
+    def register(self, *workflows: Workflow) -> None:
+        """Register built workflows in-process (their module must be importable by step
+        workers), and make sure the step kind and its pool exist."""
+        registry.register(*workflows)
+        self.ensure_step_kind()
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        return self.get(instance_id)
+
+    def get_instances(
+        self, name: str | None = None, status: InstanceStatus | None = None
+    ) -> list[InstanceRecord]:
+        """Top-level instances of ``name`` (all workflows when ``None``), newest first."""
+        return self.list(workflow=name, status=status, limit=1000)
+
     def list(
         self,
         *,

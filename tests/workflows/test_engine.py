@@ -121,3 +121,30 @@ def test_listing_shows_instances_newest_first(flows: Flows) -> None:
     assert listed == [second, first]
     only = flows.sv.call(lambda: [i.id for i in flows.engine.list(workflow="seq")])
     assert only == [first]
+
+
+def test_register_get_instance_and_get_instances_in_process(
+    modules: Modules, start: Callable[..., SupervisorThread], marker: str, monkeypatch, tmp_path
+) -> None:
+    """A workflow registered in-process on a supervisor configured with none runs, and the
+    seed's get_instance / get_instances find it."""
+    monkeypatch.setenv("JOBVISOR_TEST_RUN", marker)
+    name = modules.write(
+        "from supervisor.workflows import workflow\n"
+        "def hello(value, ctx):\n"
+        "    return {'hello': value['who']}\n"
+        "late = workflow('late').task('hi', handler=hello).build()\n"
+    )
+    sv = start(python_path=[str(modules.folder)], workflow_pool_size=1)
+    monkeypatch.syspath_prepend(str(modules.folder))
+    module = __import__(name)
+    engine = sv.engine
+    assert engine is not None
+    sv.call(lambda: engine.register(module.late))
+    instance_id = sv.call(lambda: engine.start("late", {"who": "ada"}).id)
+    flows = Flows(sv, tmp_path)
+    done = flows.wait(instance_id)
+    assert done.status == "completed" and done.output == {"hello": "ada"}
+    assert sv.call(lambda: engine.get_instance(instance_id)) is not None
+    assert [i.id for i in sv.call(lambda: engine.get_instances("late"))] == [instance_id]
+    assert sv.call(lambda: engine.get_instances("other")) == []
