@@ -282,6 +282,11 @@ class Conversation:
             self.runner.on_exit(attempt)
             return
         if attempt.outcome is not None:
+            # A worker whose source reuses processes hangs up after the ack of its
+            # (committed) outcome to take its next job: the runner hands it back and
+            # ends the attempt now (``ports.ProcessSource.release``).
+            if self.runner.hand_back(attempt):
+                return
             # Finished (its ack sent) or cancelled: it hangs up to exit, not to come back;
             # the linger timer stops it if it does not. No listener to re-open.
             return

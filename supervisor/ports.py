@@ -66,6 +66,7 @@ class AttemptControl(Protocol):
     def stop(self, attempt: Attempt, reason: str, code: str, *, polite: bool = False) -> None: ...
     def reopen_listener(self, attempt: Attempt) -> None: ...
     def on_exit(self, attempt: Attempt) -> None: ...
+    def hand_back(self, attempt: Attempt) -> bool: ...
 
 
 class ProcessSource(Protocol):
@@ -81,11 +82,29 @@ class ProcessSource(Protocol):
     like a spawned worker (watch, watchdog, timeout, stop, restart adoption). It may
     finish handing the process its job after the current loop iteration commits; it
     raises ``OSError`` when no process can be had.
+
+    A source may take its processes back to serve further attempts (``release``): when
+    an attempt's outcome is committed and acked and the worker then hangs up while still
+    alive, the runner offers the process back instead of waiting for it to exit. If the
+    source takes it, the runner stops watching it (no pidfd, no group kill) and ends the
+    attempt; else the attempt ends as always, when the process exits. A process that
+    exits or is stopped (cancel, timeout, silence) is never offered: ``forget`` tells the
+    source it is gone (``docs/workflows.md``, "Where code runs").
     """
 
     def start(
         self, argv: Sequence[str], cwd: str | None, env: Mapping[str, str], log_path: Path
     ) -> ProcessHandle: ...
+
+    def release(self, proc: ProcessHandle) -> bool:
+        """Take back ``proc``, alive and done with its attempt; ``False`` (and nothing
+        changes) when it is not one of this source's reusable processes. On ``True`` the
+        handle is the source's."""
+        ...
+
+    def forget(self, proc: ProcessHandle) -> None:
+        """``proc`` has exited (or was killed): drop what the source holds for it."""
+        ...
 
 
 class WorkflowService(Protocol):

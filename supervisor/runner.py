@@ -447,8 +447,52 @@ class Runner:
             attempt.outcome = "failed"
             self.sup.attempt_failed(job, {"message": message, "reason": reason, "exit_code": code})
         proc.kill_leftovers()  # ours or adopted: its children must not outlive it
+        source = self.sources.get(attempt.kind.name)
+        if source is not None:
+            source.forget(proc)
         self.log_line(job, f"attempt {attempt.number}: worker {describe_exit(proc.returncode)}")
         self._end(attempt)
+
+    def hand_back(self, attempt: Attempt) -> bool:
+        """The worker hung up after its outcome was acked: if its process source reuses
+        processes, give the live process back to it and end the attempt now; ``False``
+        (nothing changed) when it is not reusable, so the attempt ends at the exit.
+
+        Only a completed or failed attempt that nobody is stopping qualifies: a cancel,
+        timeout or stale kill goes on to kill the process as always. The outcome is
+        committed (the ack left after the commit and the worker read it before hanging
+        up), so ending here loses nothing. The runner's watch is dropped first (pidfd
+        reader removed, handle kept open), so no group kill and no exit report follow.
+        """
+        proc = attempt.proc
+        source = self.sources.get(attempt.kind.name)
+        if (
+            source is None
+            or proc is None
+            or attempt.outcome not in ("completed", "failed")
+            or attempt.kill_reason is not None
+            or self.attempts.get(attempt.job_id) is not attempt
+            or proc.poll()
+        ):
+            return False
+        watch = self._watches.get(proc.pid)
+        if watch is None or watch.attempts != {attempt} or watch.handle is not proc:
+            return False  # shared or unknown: not a pool worker of ours
+        del self._watches[proc.pid]
+        self.loop.cancel_timer(("poll", proc.pid))
+        if proc.pidfd is not None:
+            self.loop.remove(proc.pidfd)
+        if not source.release(proc):
+            self._watches[proc.pid] = watch  # not its to take back: watch on as before
+            if proc.pidfd is not None:
+                self.loop.add_reader(proc.pidfd, lambda _mask: self._process_exited(watch))
+            else:
+                self._poll(watch)
+            return False
+        attempt.proc = None  # the source's now: _end must not close it
+        self.log_line(attempt.job, f"attempt {attempt.number}: worker {proc.pid} released")
+        self._end(attempt)
+        return True
 
     def _end(self, attempt: Attempt) -> None:
         """The attempt's process is gone: release everything it held."""

@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Replacing a worker handed a job waits this long: a worker done with its job often
+# comes back (``release``) first, and then no new interpreter is needed.
+REFILL_DELAY = 0.2
 # Replacing workers that die while idle: the first at once, then backing off.
 FIRST_BACKOFF = 0.1
 MAX_BACKOFF = 30.0
@@ -89,12 +92,15 @@ class WarmPool:
         self._runner: Runner | None = None
         self.kind_name = ""
         self._idle: deque[_Waiting] = deque()
+        # Workers handed a job, by PID: their pipe stays open for the next assignment.
+        self._busy: dict[int, _Waiting] = {}
         self._log_fd: int | None = None
         self._deaths = 0  # idle workers that died in a row: the replacement backs off
         self._closed = False
         self.warm_starts = 0  # attempts handed to a waiting worker
         self.cold_starts = 0  # attempts that found none and spawned one
         self.idle_deaths = 0  # waiting workers that exited without a job
+        self.reuses = 0  # workers handed back by the runner after a job, kept idle
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -163,9 +169,47 @@ class WarmPool:
             self._deaths = 0
         assigned = {k: v for k, v in env.items() if worker.env.get(k) != v}
         line = Assignment(env=assigned, log=str(log_path), entry=self.entry).encode()
+        self._busy[worker.handle.pid] = worker
         self._loop.after_commit(lambda: self._hand_over(worker, line))
-        self._loop.call_soon(self._refill)
+        # A moment later: by then a worker done with its job has often come back.
+        fill = ("pool-fill", self.kind_name)
+        if fill not in self._loop.timers:  # not pushed back by every take: it does fire
+            self._loop.call_later(fill, REFILL_DELAY, self._refill)
         return worker.handle
+
+    def release(self, proc: ProcessHandle) -> bool:
+        """``ProcessSource.release``: a worker of ours, alive and done with its job,
+        waits again, first in line for the next ``take`` (its own pidfd watched for its
+        death). Beyond ``size`` idle workers, or once closed, it is let go instead (its
+        pipe closed: it exits, and is reaped here). ``False`` for a process this pool
+        did not hand out (e.g. one adopted after a restart: it exits by itself)."""
+        worker = self._busy.get(proc.pid)
+        if worker is None or worker.handle.start_time != proc.start_time:
+            return False
+        del self._busy[proc.pid]
+        worker.handle = proc
+        if self._closed or self.size == 0:
+            self._let_go(worker)
+            return True
+        self.reuses += 1
+        self._idle.appendleft(worker)
+        self._watch(worker)
+        while len(self._idle) > self.size:  # too many waiting: the newest, unused, goes
+            extra = self._idle.pop()
+            self._unwatch(extra)
+            self._let_go(extra)
+        return True
+
+    def forget(self, proc: ProcessHandle) -> None:
+        """``ProcessSource.forget``: a busy worker exited or was killed; close its pipe
+        and start a replacement."""
+        worker = self._busy.get(proc.pid)
+        if worker is None or worker.handle.start_time != proc.start_time:
+            return
+        del self._busy[proc.pid]
+        self._close_pipe(worker)
+        if self._runner is not None and not self._closed:
+            self._loop.call_soon(self._refill)
 
     def _pop_waiting(self, argv: tuple[str, ...], cwd: str | None) -> _Waiting | None:
         while self._idle:
@@ -194,6 +238,8 @@ class WarmPool:
                     written,
                     len(line),
                 )
+                self._busy.pop(worker.handle.pid, None)
+                self._close_pipe(worker)  # it reads a broken line, then end-of-file
         except OSError as exc:  # it died meanwhile: the runner sees its exit
             log.warning(
                 "warm pool %s: cannot hand worker %d its job: %s",
@@ -201,8 +247,8 @@ class WarmPool:
                 worker.handle.pid,
                 exc,
             )
-        finally:
-            os.close(worker.pipe)
+            self._busy.pop(worker.handle.pid, None)
+            self._close_pipe(worker)
 
     # --- keeping the pool full --------------------------------------------------------------
 
@@ -263,10 +309,30 @@ class WarmPool:
     def _discard(self, worker: _Waiting) -> None:
         """Let a worker go: closing its pipe makes a live one exit (end-of-file)."""
         worker.handle.close()
-        try:
-            os.close(worker.pipe)
-        except OSError:
-            pass
+        self._close_pipe(worker)
+
+    def _close_pipe(self, worker: _Waiting) -> None:
+        if worker.pipe >= 0:
+            try:
+                os.close(worker.pipe)
+            except OSError:
+                pass
+            worker.pipe = -1
+
+    def _let_go(self, worker: _Waiting) -> None:
+        """A live worker we do not keep: close its pipe (it exits) and reap it."""
+        self._close_pipe(worker)
+        pidfd = worker.handle.pidfd
+        if pidfd is None or self._runner is None:
+            worker.handle.close()
+            return
+
+        def reap(_mask: int) -> None:
+            if worker.handle.poll():
+                self._loop.remove(pidfd)
+                worker.handle.close()
+
+        self._loop.add_reader(pidfd, reap)
 
     # --- the end ----------------------------------------------------------------------------
 
@@ -276,6 +342,7 @@ class WarmPool:
         self._closed = True
         if self._runner is not None:
             self._loop.cancel_timer(("pool-refill", self.kind_name))
+            self._loop.cancel_timer(("pool-fill", self.kind_name))
             if self._runner.sources.get(self.kind_name) is self:
                 del self._runner.sources[self.kind_name]
         while self._idle:
@@ -283,6 +350,9 @@ class WarmPool:
             if self._runner is not None:
                 self._unwatch(worker)
             self._discard(worker)
+        for worker in self._busy.values():  # they finish their job, then exit
+            self._close_pipe(worker)
+        self._busy.clear()
         if self._log_fd is not None:
             os.close(self._log_fd)
             self._log_fd = None

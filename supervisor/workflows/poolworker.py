@@ -37,9 +37,9 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NoReturn
+from typing import Any, BinaryIO, Final, NoReturn
 
-from jobvisor_worker import run_job  # imported while warm: part of the start-up cost
+from jobvisor_worker._run import run_once  # imported while warm: start-up cost
 
 from supervisor.joblogs import stamp
 
@@ -139,7 +139,7 @@ def _say(message: str) -> None:
 
 
 def _redirect_output(log: str) -> None:
-    """Point fds 1 and 2 at the job's log (append, 0600) and fd 0 at /dev/null."""
+    """Point fds 1 and 2 at the job's log (append, 0600)."""
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
             stream.flush()
@@ -149,11 +149,6 @@ def _redirect_output(log: str) -> None:
         os.dup2(fd, 2)
     finally:
         os.close(fd)
-    null = os.open(os.devnull, os.O_RDONLY)
-    try:
-        os.dup2(null, 0)
-    finally:
-        os.close(null)
 
 
 def _warm_up(paths: Sequence[str], modules: Sequence[str]) -> list[str]:
@@ -172,12 +167,10 @@ def _warm_up(paths: Sequence[str], modules: Sequence[str]) -> list[str]:
     return problems
 
 
-def _read_assignment() -> bytes:
-    stdin = sys.stdin.buffer if sys.stdin is not None else None
-    if stdin is None:
-        return b""
+def _read_assignment(pipe: BinaryIO) -> bytes:
+    """The next line from the pool's pipe, or ``b""`` at end of file."""
     try:
-        return stdin.readline(MAX_ASSIGNMENT)
+        return pipe.readline(MAX_ASSIGNMENT)
     except OSError:
         return b""
 
@@ -204,24 +197,58 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     problems = _warm_up(args.path, args.modules)
-    ready = time.monotonic()
-    line = _read_assignment()
-    if not line:
-        return 0  # our supervisor is gone or the pool is closing: nothing to do
+    assignments = os.fdopen(_private_stdin(), "rb")
+    home = os.dup(2)  # the pool's log: where output between jobs goes
+    os.set_inheritable(home, False)
+    code = 0
+    while True:
+        ready = time.monotonic()
+        line = _read_assignment(assignments)
+        if not line:
+            return code  # our supervisor is gone or the pool let us go: nothing owed
+        try:
+            assignment = parse_assignment(line)
+        except BadAssignment as exc:
+            _say(f"pid {os.getpid()}: {exc}; exiting")
+            return EXIT_BAD_ASSIGNMENT
+        try:
+            _redirect_output(assignment.log)
+        except OSError as exc:
+            _say(f"pid {os.getpid()}: cannot open the job's log {assignment.log}: {exc}; exiting")
+            return EXIT_BAD_ASSIGNMENT
+        os.environ.update(assignment.env)
+        waited = time.monotonic() - ready
+        _say(f"worker {os.getpid()} waited {waited:.3f} s for this job; running {assignment.entry}")
+        # Returns once the outcome is acked and the connection closed; the supervisor
+        # then hands this process back to the pool (or kills it, if it was stopped).
+        code = run_once(_step(assignment.entry, problems))
+        _restore_output(home)
+
+
+def _private_stdin() -> int:
+    """Move the pool's pipe off fd 0 (to a close-on-exec fd of our own) and point fd 0 at
+    /dev/null: a step that reads stdin must not eat the next assignment."""
+    pipe = os.dup(0)
+    os.set_inheritable(pipe, False)
+    null = os.open(os.devnull, os.O_RDONLY)
     try:
-        assignment = parse_assignment(line)
-    except BadAssignment as exc:
-        _say(f"pid {os.getpid()}: {exc}; exiting")
-        return EXIT_BAD_ASSIGNMENT
-    try:
-        _redirect_output(assignment.log)
-    except OSError as exc:
-        _say(f"pid {os.getpid()}: cannot open the job's log {assignment.log}: {exc}; exiting")
-        return EXIT_BAD_ASSIGNMENT
-    os.environ.update(assignment.env)
-    waited = time.monotonic() - ready
-    _say(f"worker {os.getpid()} waited {waited:.3f} s for this job; running {assignment.entry}")
-    return run_job(_step(assignment.entry, problems))  # exits once the outcome is acked
+        os.dup2(null, 0)
+    finally:
+        os.close(null)
+    return pipe
+
+
+def _restore_output(home: int) -> None:
+    """Between jobs, fds 1 and 2 point back at the pool's log: nothing written while
+    idle lands in the last job's log."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+    os.dup2(home, 1)
+    os.dup2(home, 2)
 
 
 def _step(entry: str, problems: list[str]) -> StepFunction:

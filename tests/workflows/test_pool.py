@@ -82,7 +82,7 @@ def test_step_runs_in_a_worker_started_before_it_was_submitted(pooled, ready_dir
     assert job["result"]["result"] == 7
     assert (pool.warm_starts, pool.cold_starts) == (1, 0)
     refilled = wait_warm(sv, pool, ready_dir, 2)
-    assert pid not in refilled
+    assert pid in refilled  # handed back after its job: it waits again
     assert "attempt 1/3: starting" in log_text(sv, job_id)
 
 
@@ -246,3 +246,67 @@ def test_warm_and_cold_step_latency_is_measured(pooled, ready_dir):
         )
         print(line)
         log.warning(line)
+
+
+def test_a_chain_of_steps_reuses_one_worker(pooled, ready_dir):
+    """With a pool of one, consecutive steps run in the same process, each completed."""
+    sv, pool = pooled(size=1)
+    (first,) = wait_warm(sv, pool, ready_dir, 1)
+    pids = []
+    for n in range(5):
+        job = sv.wait(sv.enqueue("step", {"result": n}))
+        assert job["status"] == "completed" and job["result"]["result"] == n, job
+        pids.append(job["result"]["pid"])
+        wait_for(lambda: sv.call(pool.idle_pids) == [first], message="the worker to wait again")
+    assert pids == [first] * 5
+    assert pool.reuses == 5 and pool.cold_starts == 0
+    assert f"worker {first} released" in log_text(sv, job["id"])
+
+
+def test_a_failed_step_releases_its_worker_too(pooled, ready_dir):
+    """A step that raises fails, and its sound worker serves the next step."""
+    sv, pool = pooled("poolsteps:boom", size=1)
+    (first,) = wait_warm(sv, pool, ready_dir, 1)
+    failed = sv.wait(sv.enqueue("step", {}), "failed")
+    assert "boom" in failed["error"]["message"]
+    wait_for(lambda: sv.call(pool.idle_pids) == [first], message="the worker to wait again")
+    assert pool.reuses == failed["attempts"] and pool.cold_starts == 0
+
+
+def test_a_reused_workers_next_job_output_goes_to_that_jobs_log_only(pooled, ready_dir):
+    """Two steps in one worker: each one's output is in its own log, none in the other's
+    or the pool's."""
+    sv, pool = pooled(size=1)
+    wait_warm(sv, pool, ready_dir, 1)
+    one = sv.wait(sv.enqueue("step", {"print": "first-step-output"}))
+    wait_for(lambda: len(sv.call(pool.idle_pids)) == 1, message="the worker to wait again")
+    two = sv.wait(sv.enqueue("step", {"print": "second-step-output"}))
+    assert one["result"]["pid"] == two["result"]["pid"]
+    first, second = log_text(sv, one["id"]), log_text(sv, two["id"])
+    assert "stdout: first-step-output" in first and "stderr: first-step-output" in first
+    assert "stdout: second-step-output" in second and "stderr: second-step-output" in second
+    assert "second-step-output" not in first and "first-step-output" not in second
+    pool_log = pool.log_path.read_text()
+    assert "first-step-output" not in pool_log and "second-step-output" not in pool_log
+
+
+def test_cancelling_a_step_in_a_reused_worker_kills_it_and_the_pool_replaces_it(
+    pooled, ready_dir, tmp_path
+):
+    """Cancel a step running in a worker that already served one: the worker is killed,
+    not reused, and a new one waits in its place."""
+    sv, pool = pooled(size=1)
+    (worker,) = wait_warm(sv, pool, ready_dir, 1)
+    assert sv.wait(sv.enqueue("step", {}))["result"]["pid"] == worker
+    wait_for(lambda: sv.call(pool.idle_pids) == [worker], message="the worker to wait again")
+    started = tmp_path / "started"
+    job_id = sv.enqueue("step", {"touch": str(started), "wait_file": str(tmp_path / "never")})
+    wait_for(started.exists, message="the step to start")
+    assert sv.job(job_id)["pid"] == worker
+    sv.cancel(job_id, "not needed")
+    wait_for(lambda: process_gone(worker), message=f"worker {worker} to be killed")
+    assert sv.wait(job_id, "cancelled")["status"] == "cancelled"
+    (replacement,) = wait_warm(sv, pool, ready_dir, 1)
+    assert replacement != worker
+    after = sv.wait(sv.enqueue("step", {"result": "after"}))
+    assert after["status"] == "completed" and after["result"]["pid"] == replacement

@@ -44,4 +44,8 @@ def noop(job: Any) -> None:
     return None
 
 
+def boom(job: Any) -> None:
+    raise RuntimeError("boom: this step fails on purpose")
+
+
 not_callable = 42

@@ -22,13 +22,20 @@ EXIT_FAILED = 1
 
 def run_job(fn: Callable[[Job], Any], **options: Unpack[ConnectOptions]) -> NoReturn:
     """Connect, call ``fn(job)``, report its outcome, wait for the ack and exit."""
+    sys.exit(run_once(fn, **options))
+
+
+def run_once(fn: Callable[[Job], Any], **options: Unpack[ConnectOptions]) -> int:
+    """``run_job`` without the exit: the exit code it would use, once the outcome is
+    acked and the connection closed. For a process that serves several jobs in turn
+    (the workflows' pool workers); the job's environment must be set for each."""
     job = connect(**options)
     try:
         code = _call(job, fn)
     finally:
         job.close()
     _flush_stdio()
-    sys.exit(code)
+    return code
 
 
 def _call(job: Job, fn: Callable[[Job], Any]) -> int:
