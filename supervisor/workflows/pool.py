@@ -1,4 +1,4 @@
-"""The warm pool: step workers started ahead of time, each waiting for one job.
+"""The warm pool: step workers started ahead of time, each serving jobs in turn.
 
 Theory of operation (docs/workflows.md, "Where code runs"). A ``WarmPool`` serves one
 job kind whose command is the pool worker (``python -m supervisor.workflows.poolworker
@@ -11,23 +11,31 @@ runner asks the pool to ``start`` one.
   (``logs/pool-<kind>.log``), its stdin a pipe whose write end only the supervisor
   holds (``procs.spawn_waiting``). A worker imports the workflow modules, then waits on
   that pipe.
-* ``take`` hands an attempt to the oldest idle worker: one JSON line with the job's
-  ``JOBVISOR_*`` environment (the token included: it crosses only this private pipe),
-  the job's log path and the entry function. The line is written after the loop
-  iteration that records the worker's PID commits, then the pipe is closed: a
-  supervisor killed in between leaves a worker that was never assigned (it sees
-  end-of-file and exits) and a job whose worker recovery can find by its stored PID
-  or declare lost; never a step running that the store cannot name. A replacement is
-  started on the next loop turn (``loop.call_soon``). With no idle worker, one is
-  spawned cold and handed the same line the same way: slower, otherwise the same.
+* ``take`` hands an attempt to the first idle worker (a released one, else the oldest):
+  one JSON line with the job's ``JOBVISOR_*`` environment (the token included: it
+  crosses only this private pipe), the job's log path and the entry function. The
+  line is written after the loop iteration that records the worker's PID commits; the
+  pipe stays open for the next line: a supervisor killed in between leaves a worker
+  that was never assigned (it sees end-of-file and exits) and a job whose worker
+  recovery can find by its stored PID or declare lost; never a step running that the
+  store cannot name. A replacement is started ``REFILL_DELAY`` later if still needed.
+  With no idle worker, one is spawned cold and handed the same line the same way:
+  slower, otherwise the same.
+* ``release`` (``ProcessSource.release``): the runner hands back a busy worker whose
+  outcome is committed and acked and which hung up alive; it waits again, first in
+  line, watched through its pidfd. Beyond ``size`` idle, the newest unused one is let
+  go (pipe closed, reaped here). ``forget``: a busy worker exited or was killed (the
+  runner's cancel, timeout, silence kills are unchanged): its pipe is closed and the
+  pool refills.
 * The returned ``ProcessHandle`` (pidfd, start time, own process group) is the
-  runner's from then on: watch, watchdog, timeout, cancel, restart adoption are those
-  of any worker. The pool stops watching it.
+  runner's until it is released: watch, watchdog, timeout, cancel, restart adoption
+  are those of any worker. The pool stops watching it meanwhile.
 * An idle worker that exits (its pidfd becomes readable) is discarded and replaced;
   repeated deaths back off (a broken command must not become a fork loop).
-* ``close`` closes the idle workers' pipes: they read end-of-file and exit. When the
-  supervisor dies, the kernel closes the pipes for it, with the same effect; busy
-  workers are not affected by either and re-attach like any worker.
+* ``close`` closes every worker's pipe: idle ones read end-of-file and exit, busy ones
+  after their step. When the supervisor dies, the kernel closes the pipes for it, with
+  the same effect; a busy worker finishes its step (re-attaching like any worker),
+  then reads end-of-file and exits.
 
 Everything here runs on the supervisor's loop thread, except ``close`` after the loop
 has stopped.

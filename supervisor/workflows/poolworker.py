@@ -3,20 +3,24 @@
 Theory of operation (docs/workflows.md, "Where code runs"). The process is started
 before it has a job: it puts each ``--path`` on ``sys.path`` and imports each
 ``--import`` module (the workflow modules, whose import cost is paid while it waits),
-then blocks reading ONE line from its standard input, a pipe only its supervisor
-holds. That line is its assignment, a JSON object::
+moves its standard input (a pipe only its supervisor holds) off fd 0, which becomes
+``/dev/null``, and blocks reading one line from that pipe. That line is its assignment,
+a JSON object::
 
     {"env": {"JOBVISOR_SOCKET": ..., "JOBVISOR_JOB_ID": ..., "JOBVISOR_TOKEN": ...,
              "JOBVISOR_HEARTBEAT_INTERVAL": ..., ...},
      "log": "/state/logs/<job id>.log",
      "entry": "pkg.mod:function"}
 
-* End of file before a line: the supervisor is gone or the pool is closing. The
-  worker exits 0 at once, silently (nothing ran, nothing is owed to anyone).
+* End of file instead of a line: the supervisor is gone or the pool let this worker
+  go. The worker exits at once, silently (nothing is owed to anyone).
 * A line: stdout and stderr are pointed at the job's log (``O_APPEND``, created 0600
-  like the supervisor's job logs), stdin at ``/dev/null``, the environment is set,
-  and ``jobvisor_worker.run_job(entry)`` runs the step: heartbeats, reconnection after
-  a supervisor restart and outcome replay are the worker library's, as for any job.
+  like the supervisor's job logs), the environment is set, and
+  ``jobvisor_worker._run.run_once(entry)`` (``run_job`` without the exit) runs the step:
+  heartbeats, reconnection after a supervisor restart and outcome replay are the worker
+  library's, as for any job. Once the outcome is acked and the connection closed,
+  stdout and stderr point back at the pool's log and the worker reads its next line:
+  the supervisor has handed it back to the pool (or kills it, if it was stopping it).
   The token reaches this process only through the pipe and ``os.environ``: never its
   argv nor its initial environment (``/proc/PID/environ``).
 * A line that is not a valid assignment: one line on stderr (the pool's log) says why
