@@ -182,7 +182,7 @@ def _read_assignment(pipe: BinaryIO) -> bytes:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m supervisor.workflows.poolworker",
-        description="a warm step worker: waits for one job on stdin (docs/workflows.md)",
+        description="a warm step worker: runs the jobs it reads on stdin (docs/workflows.md)",
     )
     parser.add_argument(
         "--path", action="append", default=[], metavar="DIR", help="added to sys.path"
