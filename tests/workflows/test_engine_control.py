@@ -86,7 +86,7 @@ flows = [
     workflow("gated").task("first", handler=first).task("gate", handler=gate).build(),
     workflow("fan")
     .task("first", handler=first)
-    .parallel("split", branches=[
+    .parallel("split", on_error="wait-all", branches=[  # a always completes before b fails
         workflow.branch("a").task("fan_a", handler=fan_a).build(),
         workflow.branch("b").task("fan_b", handler=fan_b).build(),
     ])
@@ -166,7 +166,7 @@ def test_resume_reruns_only_the_step_that_failed(flows: Flows) -> None:
 
 
 def test_resume_of_a_parallel_step_reruns_only_the_failed_branch(flows: Flows) -> None:
-    """Branch a completed before b failed: resume runs b again, not a, and keys by branch."""
+    """Branch a completed, b failed (wait-all): resume runs b again, not a, and keys by branch."""
     (flows.counts / "closed").write_text("")
     instance_id = flows.start("fan", {"n": 1})
     assert flows.wait(instance_id).status == "failed"
