@@ -6,11 +6,13 @@ from __future__ import annotations
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from supervisor.testing import SupervisorThread
 from supervisor.workflows import registry
 
 
@@ -48,3 +50,21 @@ def modules(tmp_path: Path) -> Iterator[Modules]:
     yield made
     for name in made.names:
         sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def flows_with(
+    modules: Modules,
+    start: Callable[..., SupervisorThread],
+    marker: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Callable[..., Any]:
+    """``flows_with(SOURCE, ..., **options)``: a supervisor running the workflows of the
+    given module sources (``tests.workflows.enginehelpers.make_flows``)."""
+    from tests.workflows.enginehelpers import make_flows
+
+    def make(*sources: str, **options: Any) -> Any:
+        return make_flows(modules, start, marker, monkeypatch, tmp_path, *sources, **options)
+
+    return make

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +10,7 @@ from supervisor.errors import BadRequest
 from supervisor.testing import SupervisorThread
 from supervisor.workflows.errors import InstanceNotFound, UnknownWorkflow
 from tests.workflows.conftest import Modules
-from tests.workflows.enginehelpers import Flows, make_flows
+from tests.workflows.enginehelpers import Flows
 
 SEQUENCE = """
 from pydantic import BaseModel
@@ -52,15 +51,9 @@ flows = [
 
 
 @pytest.fixture
-def flows(
-    modules: Modules,
-    start: Callable[..., SupervisorThread],
-    marker: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Flows:
+def flows(flows_with: Callable[..., Flows]) -> Flows:
     """A supervisor with the SEQUENCE workflows."""
-    return make_flows(modules, start, marker, monkeypatch, tmp_path, SEQUENCE)
+    return flows_with(SEQUENCE)
 
 
 def test_schema_and_mapper_inputs_flow_to_the_output(flows: Flows) -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from supervisor.testing import SupervisorThread, process_gone, wait_for
+from supervisor.testing import process_gone, wait_for
 from supervisor.workflows.errors import InstanceFinished, InstanceNotResumable
-from tests.workflows.conftest import Modules
-from tests.workflows.enginehelpers import Flows, make_flows
+from tests.workflows.enginehelpers import Flows
 
 CONTROL = """
 import os
@@ -96,15 +94,9 @@ flows = [
 
 
 @pytest.fixture
-def flows(
-    modules: Modules,
-    start: Callable[..., SupervisorThread],
-    marker: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Flows:
+def flows(flows_with: Callable[..., Flows]) -> Flows:
     """A supervisor with the CONTROL workflows."""
-    return make_flows(modules, start, marker, monkeypatch, tmp_path, CONTROL)
+    return flows_with(CONTROL)
 
 
 def _hang_pid(flows: Flows) -> int:

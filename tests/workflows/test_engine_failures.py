@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from supervisor.testing import SupervisorThread, process_gone, wait_for
-from tests.workflows.conftest import Modules
-from tests.workflows.enginehelpers import Flows, make_flows
+from supervisor.testing import process_gone, wait_for
+from tests.workflows.enginehelpers import Flows
 
 FAILING = """
 import os
@@ -56,15 +54,9 @@ flows = [
 
 
 @pytest.fixture
-def flows(
-    modules: Modules,
-    start: Callable[..., SupervisorThread],
-    marker: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Flows:
+def flows(flows_with: Callable[..., Flows]) -> Flows:
     """A supervisor with the FAILING workflows."""
-    return make_flows(modules, start, marker, monkeypatch, tmp_path, FAILING)
+    return flows_with(FAILING)
 
 
 def test_a_failing_step_is_retried_with_backoff_then_succeeds(flows: Flows) -> None:

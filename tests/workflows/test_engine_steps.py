@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.testing import SupervisorThread
-from tests.workflows.conftest import Modules
-from tests.workflows.enginehelpers import Flows, make_flows
+from tests.workflows.enginehelpers import Flows
 
 STEPS = """
 from supervisor.workflows import workflow
@@ -66,18 +64,12 @@ run_job(handle)
 
 
 @pytest.fixture
-def flows(
-    modules: Modules,
-    start: Callable[..., SupervisorThread],
-    marker: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Flows:
+def flows(flows_with: Callable[..., Flows], tmp_path: Path) -> Flows:
     """A supervisor with the STEPS workflows and a ``double`` job kind."""
     worker = tmp_path / "double.py"
     worker.write_text(textwrap.dedent(DOUBLE))
     jobs = {"double": {"command": sys.executable, "args": [str(worker)], "max_attempts": 3}}
-    return make_flows(modules, start, marker, monkeypatch, tmp_path, STEPS, jobs=jobs)
+    return flows_with(STEPS, jobs=jobs)
 
 
 @pytest.mark.parametrize(("n", "taken"), [(50, "big"), (2, "small")])
