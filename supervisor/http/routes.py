@@ -17,7 +17,8 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from supervisor.core import Supervisor
 
 log = logging.getLogger(__name__)
+E = TypeVar("E", bound=Enum)
 # A stored row that cannot be shown is reported once (per job and hour), not per read.
 render_log = LogThrottle(log, burst=1, interval=3600.0)
 # Accepted on every route: ``?token=`` authorizes a GET (supervisor.http.auth).
@@ -167,6 +169,19 @@ def int_param(request: Request, name: str, default: int, lo: int, hi: int) -> in
     return value
 
 
+def enum_param(request: Request, name: str, kind: type[E], what: str) -> E | None:
+    """The query parameter ``name`` as a member of ``kind`` (absent or empty: ``None``);
+    a value that is none of them is a 400 listing the ones that are."""
+    text = request.query.get(name) or None
+    if text is None:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        known = ", ".join(member.value for member in kind)
+        raise BadRequest(f"unknown {what} {text!r} (one of: {known})") from None
+
+
 def _job_or_404(sup: Supervisor, job_id: str) -> Any:
     job = sup.get(job_id)
     if job is None:
@@ -239,14 +254,7 @@ def submit(sup: Supervisor, request: Request, params: dict[str, str]) -> Respons
 
 @route("/jobs", "GET", ("name", "status", "limit", "offset"))
 def list_jobs(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
-    status_text = request.query.get("status") or None
-    status = None
-    if status_text is not None:
-        try:
-            status = JobStatus(status_text)
-        except ValueError:
-            known = ", ".join(s.value for s in JobStatus)
-            raise BadRequest(f"unknown status {status_text!r} (one of: {known})") from None
+    status = enum_param(request, "status", JobStatus, "status")
     limit = int_param(request, "limit", 100, 1, 1000)
     offset = int_param(request, "offset", 0, 0, 10**9)
     jobs = sup.list(

@@ -28,7 +28,7 @@ from protocol import limits
 from supervisor.errors import BadRequest, JobvisorError
 from supervisor.http import jsonbody
 from supervisor.http.exchange import Request, Response
-from supervisor.http.routes import int_param, json_response, render_log, route
+from supervisor.http.routes import enum_param, int_param, json_response, render_log, route
 from supervisor.views import instance_json, jsonable
 from supervisor.workflows.errors import InstanceNotFound
 from supervisor.workflows.records import InstanceRecord, InstanceStatus
@@ -132,14 +132,7 @@ def start_instance(sup: Supervisor, request: Request, params: dict[str, str]) ->
 @route("/workflows/instances", "GET", ("workflow", "status", "limit", "offset"))
 def list_instances(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
     service = _service(sup)
-    status_text = request.query.get("status") or None
-    status = None
-    if status_text is not None:
-        try:
-            status = InstanceStatus(status_text)
-        except ValueError:
-            known = ", ".join(s.value for s in InstanceStatus)
-            raise BadRequest(f"unknown instance status {status_text!r} (one of: {known})") from None
+    status = enum_param(request, "status", InstanceStatus, "instance status")
     instances = service.list(
         workflow=request.query.get("workflow") or None,
         status=status,
