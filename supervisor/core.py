@@ -98,6 +98,10 @@ class Supervisor:
         # after its last attempt, cancelled, failed at start), in the iteration that
         # decided it: what a listener changes commits with the job (the workflow engine).
         self.settled: list[Callable[[JobRecord], None]] = []
+        # Called on the loop with a job whose latest progress is being published (at most
+        # once per job per iteration, coalesced like its ``job.external.progress`` event):
+        # the workflow engine turns a step's progress into ``workflow.progress``.
+        self.progressed: list[Callable[[JobRecord], None]] = []
         self._instance_store = instance_store(self.store)  # None: a store from before them
         self.events = EventBus()
         self.kinds: dict[str, JobKind] = dict(settings.jobs)
@@ -341,6 +345,8 @@ class Supervisor:
             job,
             {"percent": job.progress, "message": job.progress_message, "data": job.progress_data},
         )
+        for listener in self.progressed:
+            listener(job)
 
     def _queue_event(self, name: str, job: JobRecord | None, data: dict[str, Any]) -> None:
         payload: dict[str, Any] = {}

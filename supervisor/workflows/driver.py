@@ -83,6 +83,7 @@ class Driver:
             workflow_timeout=self._timed_out,
         )
         sup.settled.append(self._job_settled)
+        sup.progressed.append(self._job_progressed)
 
     # --- instances ---------------------------------------------------------------------------
 
@@ -327,6 +328,30 @@ class Driver:
         else:
             self._attempt_failed(instance, flow, name, job.error or {"reason": job.status.value})
 
+    def _job_progressed(self, job: JobRecord) -> None:
+        """``Supervisor.progressed``: a running step reported progress (``ctx.progress``);
+        publish it on the instance as ``workflow.progress`` with the step's figures."""
+        owner = self._watch.get(job.id)
+        if owner is None:
+            return
+        instance = self.sup.instances.get(owner[0])
+        flow = self._flow(instance) if instance is not None else None
+        if instance is None or flow is None or not instance.active:
+            return
+        self._emit(
+            "workflow.progress",
+            instance,
+            completed=self._completed_steps(instance),
+            total=len(flow.steps),
+            step=owner[1],
+            percent=job.progress,
+            message=job.progress_message,
+        )
+
+    @staticmethod
+    def _completed_steps(instance: InstanceRecord) -> int:
+        return sum(1 for s in instance.steps.values() if s.status is StepStatus.COMPLETED)
+
     def _job_completed(
         self, instance: InstanceRecord, flow: Workflow, name: str, job: JobRecord
     ) -> None:
@@ -366,8 +391,12 @@ class Driver:
         state.finished_at = self.sup.clock.wall()
         self.sup.instances.mark(instance)
         self._emit("workflow.step.completed", instance, step=name, output=output)
-        done = sum(1 for s in instance.steps.values() if s.status is StepStatus.COMPLETED)
-        self._emit("workflow.progress", instance, completed=done, total=len(flow.steps))
+        self._emit(
+            "workflow.progress",
+            instance,
+            completed=self._completed_steps(instance),
+            total=len(flow.steps),
+        )
         following = target if target is not None else flow.next_of(name)
         if following is None:
             self._finish(instance, InstanceStatus.COMPLETED, output=output)

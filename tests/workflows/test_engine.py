@@ -29,6 +29,7 @@ def validate(order, ctx):
 
 def label(shipment, ctx):
     count("label")
+    ctx.progress(60, "labelling")
     return {"label": shipment["id"] + "-L", "first": ctx.steps["validate"]["order_id"]}
 
 
@@ -68,6 +69,33 @@ def test_schema_and_mapper_inputs_flow_to_the_output(flows: Flows) -> None:
     assert names[0] == "workflow.started" and names[-1] == "workflow.completed"
     assert names.count("workflow.step.completed") == 2
     assert "workflow.progress" in names
+
+
+def test_a_steps_progress_is_published_on_the_instance(flows: Flows) -> None:
+    """``ctx.progress`` in a handler reaches the instance's channel as ``workflow.progress``
+    naming the step, with its percent and message beside the steps completed so far."""
+    instance_id = flows.start("seq", {"order_id": "A-2"})
+    assert flows.wait(instance_id).status == "completed"
+    with flows.sv._events_lock:
+        progress = [
+            e.data
+            for e in flows.sv.events
+            if e.name == "workflow.progress" and e.data.get("id") == instance_id
+        ]
+    from_step = [p for p in progress if "step" in p]
+    assert from_step == [
+        {
+            "id": instance_id,
+            "workflow": "seq",
+            "status": "running",
+            "completed": 1,
+            "total": 2,
+            "step": "label",
+            "percent": 60.0,
+            "message": "labelling",
+        }
+    ]
+    assert [p["completed"] for p in progress if "step" not in p] == [1, 2]
 
 
 def test_an_invalid_input_fails_naming_the_field(flows: Flows) -> None:
