@@ -144,6 +144,8 @@ def _workflow(r: dict[str, Any]) -> list[str]:
         f"steps took a waiting worker",
         f"{INDENT}first step alone: median {chain['first_step_ms']['median']:.1f} ms; "
         f"20 handler calls in-process: median {chain['inprocess_chain_us']['median']:.1f} µs",
+        f"{INDENT}CPU per step: supervisor loop {chain['loop_cpu_ms_per_step']:.2f} ms, "
+        f"step workers {chain['workers_cpu_ms_per_step']:.2f} ms",
         f"{INDENT}{orders['completed']}/{orders['instances']} orders at once: "
         f"{orders['instances_per_s']:,.2f} instances/s over {orders['span_s']:.1f} s; "
         f"loop lag {_ms(orders['loop_lag_ms'])}",

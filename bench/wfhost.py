@@ -136,10 +136,14 @@ class Host:
         self.sv.call(self.engine.ensure_step_kind)  # the pool starts filling now
         durations, steps, statuses, warm_spans, warm_flags, firsts = [], [], [], [], [], []
         size = self.engine.pool.size if self.engine.pool is not None else 0
+        loop_cpu = workers_cpu = 0.0
         for i in range(count):
             wait_for(self._pool_ready, 60, 0.02, "the warm pool's workers to be ready")
+            workers_before, started_cpu = self._workers_cpu(), self.sv.call(time.thread_time)
             instance_id = self.sv.call(lambda i=i: self.engine.start("bench-chain", {"i": i}).id)
             self._wait_finished([instance_id], 120)
+            loop_cpu += self.sv.call(time.thread_time) - started_cpu
+            workers_cpu += _cpu_spent(workers_before, self._workers_cpu())
             (record,) = self._records([instance_id])
             statuses.append(record.status.value)
             if record.started_at is not None and record.finished_at is not None:
@@ -164,7 +168,21 @@ class Host:
             "first_step_s": firsts,
             "warm_steps": sum(1 for flag in warm_flags if flag),
             "steps": len(warm_flags),
+            "loop_cpu_s": loop_cpu,
+            "workers_cpu_s": workers_cpu,
         }
+
+    def _workers_cpu(self) -> dict[tuple[int, float], float]:
+        """CPU seconds (user + system) of every step worker alive now, by (pid, start
+        time); between two readings around one instance, what its steps cost them."""
+        spent = {}
+        for child in psutil.Process().children(recursive=True):
+            try:
+                with child.oneshot():
+                    spent[(child.pid, child.create_time())] = sum(child.cpu_times()[:2])
+            except psutil.Error:
+                continue
+        return spent
 
     def _warm(self, job_id: str | None) -> bool:
         """Whether the step's worker was waiting before it got the job: its log's first
@@ -227,6 +245,14 @@ class Host:
         with self._lock:
             lag, self._lag = self._lag or [], None
         return lag
+
+
+def _cpu_spent(
+    before: dict[tuple[int, float], float], after: dict[tuple[int, float], float]
+) -> float:
+    """CPU spent between two ``_workers_cpu`` readings by the processes alive at the second
+    (a worker that exited in between is missed: the chain's workers are reused, not replaced)."""
+    return sum(cpu - before.get(key, 0.0) for key, cpu in after.items())
 
 
 def main() -> None:
