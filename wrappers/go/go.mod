@@ -1,6 +1,6 @@
 module github.com/jobvisor/jobvisor/wrappers/go
 
-go 1.22
+go 1.23
 
 require github.com/vmihailenco/msgpack/v5 v5.4.1
 
