@@ -7,6 +7,7 @@
 //	{"fail": "disk full"}          fail the job with this error after the steps
 //	{"ready_file": "/tmp/r"}       append a line to this file when the work starts
 //	{"wait_file": "/tmp/w"}        after the steps, wait until this file exists
+//	{"done_file": "/tmp/d"}        create this file when the work is done, before reporting
 //	{"echo": anything}             returned in the result
 package main
 
@@ -26,6 +27,7 @@ type input struct {
 	Fail      string `json:"fail"`
 	ReadyFile string `json:"ready_file"`
 	WaitFile  string `json:"wait_file"`
+	DoneFile  string `json:"done_file"`
 	Echo      any    `json:"echo"`
 }
 
@@ -67,6 +69,11 @@ func work(ctx context.Context, job *jobvisor.Job) (any, error) {
 			return nil, err
 		}
 		_ = job.Logf(jobvisor.Info, "found %s", in.WaitFile)
+	}
+	if in.DoneFile != "" {
+		if err := appendLine(in.DoneFile, "done"); err != nil {
+			return nil, err
+		}
 	}
 	if in.Fail != "" {
 		return nil, errors.New(in.Fail)
