@@ -16,8 +16,11 @@ type Decoder struct {
 
 // Feed appends bytes read from the connection.
 func (d *Decoder) Feed(data []byte) {
-	if d.off > 0 && d.off == len(d.buf) {
-		d.buf, d.off = d.buf[:0], 0 // everything consumed: reuse the buffer from its start
+	if d.off > 0 {
+		// Once per read, not per frame: move the unread tail to the front, so the
+		// buffer holds at most one partial frame plus what was just read.
+		n := copy(d.buf, d.buf[d.off:])
+		d.buf, d.off = d.buf[:n], 0
 	}
 	d.buf = append(d.buf, data...)
 }
@@ -53,9 +56,6 @@ func (d *Decoder) Next() (*Message, error) {
 	m, err := Validate(value)
 	if err != nil {
 		return nil, d.fail(err.(*Error))
-	}
-	if d.off == len(d.buf) {
-		d.buf, d.off = d.buf[:0], 0
 	}
 	return &m, nil
 }
