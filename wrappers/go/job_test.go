@@ -260,3 +260,27 @@ func TestMissingEnvironmentIsAClearConfigError(t *testing.T) {
 
 // equalValues compares decoded values (Maps in order).
 func equalValues(a, b any) bool { return reflect.DeepEqual(a, b) }
+
+func TestTheWelcomesGiveUpAfterReplacesTheOptions(t *testing.T) {
+	f := newFake(t, "unix")
+	exits := make(chan int, 1)
+	opts := f.options(exits)
+	opts.GiveUpAfter = time.Hour // the welcome's 0.3 s must win
+	go func() { _, _ = Connect(context.Background(), opts) }()
+	c := f.accept()
+	c.challenge(f.key)
+	c.send(protocol.TypeWelcome, kv("job_id", testJobID), kv("name", "demo"), kv("data", nil),
+		kv("attempt", int64(1)), kv("heartbeat_interval", 60.0),
+		kv("reconnect_interval", 0.05), kv("give_up_after", 0.3))
+	c.expect(protocol.TypeStarted)
+	_ = f.ln.Close() // the supervisor is gone for good
+	_ = c.conn.Close()
+	select {
+	case code := <-exits:
+		if code != ExitUnreachable {
+			t.Fatalf("exit code %d, want %d", code, ExitUnreachable)
+		}
+	case <-time.After(patience):
+		t.Fatal("the worker did not give up on the welcome's schedule")
+	}
+}
