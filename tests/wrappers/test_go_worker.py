@@ -44,7 +44,7 @@ def go_worker(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class Server:
-    """`jobvisor serve` on one config; ``restart()`` kills it with SIGKILL first."""
+    """`jobvisor serve` on one config: ``kill()`` (SIGKILL) and ``start()`` again restart it."""
 
     def __init__(self, config: Path) -> None:
         self.config = config
