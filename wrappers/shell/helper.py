@@ -184,12 +184,10 @@ def describe_status(status: int) -> str:
     return text
 
 
-def _percent(text: str) -> int | float:
+def _percent(text: str) -> float:
     if not _NUMBER.fullmatch(text):
         raise ValueError(f"progress percent must be a number from 0 to 100, got {text!r}")
-    if re.fullmatch(r"[+-]?\d+", text):
-        return int(text)
-    return float(text)
+    return float(text)  # the library sends float64 percents, whatever the text
 
 
 def _json(text: str) -> Any:
