@@ -39,7 +39,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from jobvisor_worker import Job, WorkerError, connect
+from jobvisor_worker import ConfigurationError, Job, WorkerError, connect
 
 from .datapath import MissingKey, count, lookup, shell_text
 from .lines import LineError, ready_line, reply_error, reply_ok, split_request
@@ -111,8 +111,13 @@ class Helper:
         try:
             verb, fields = split_request(line)
             return reply_ok(self._dispatch(verb, fields))
+        except ScriptGone:
+            raise
         except (LineError, MissingKey, ValueError, TypeError, WorkerError, TimeoutError) as exc:
             return reply_error(str(exc))
+        except Exception as exc:  # a bug here must not take the job's connection down
+            say(f"internal error answering {line[:80]!r}: {exc!r}")
+            return reply_error(f"internal error in the jobvisor helper: {exc!r}")
 
     def _dispatch(self, verb: str, fields: list[str]) -> str:
         job = self.job
@@ -233,7 +238,7 @@ def serve(helper: Helper, stdin: int, stdout: int) -> None:
                     line, pending = pending.split(b"\n", 1)
                     reply = helper.handle(line.decode("utf-8", errors="replace"))
                     try:
-                        os.write(stdout, reply)
+                        _write_all(stdout, reply)
                     except BrokenPipeError:
                         return
             elif "script" in kinds or (not events and helper.watch.gone()):
@@ -244,8 +249,25 @@ def serve(helper: Helper, stdin: int, stdout: int) -> None:
         selector.close()
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def say(text: str) -> None:
+    """One line to stderr (the job's log); losing it never stops the job."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"jobvisor-job.sh helper: {text}\n".encode(errors="replace"))
+
+
 def run(script_pid: int, cancel_signal: signal.Signals) -> int:
-    """Connect, say ``ready``, serve the script, then disconnect. Returns the exit code."""
+    """Connect, say ``ready``, serve the script, then disconnect. Returns the exit code:
+    0, or 2 when the environment is not a jobvisor worker's (started by hand)."""
+    # Replies get a descriptor of their own, and fd 1 becomes stderr: a stray print from
+    # any library code ends up in the job's log instead of in the middle of a reply.
+    stdin, stdout = sys.stdin.fileno(), os.dup(sys.stdout.fileno())
+    os.dup2(2, sys.stdout.fileno())
     stopping = threading.Event()
 
     def on_stop_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -254,12 +276,15 @@ def run(script_pid: int, cancel_signal: signal.Signals) -> int:
     # Before connecting: a group SIGTERM during a long connect must not kill us either.
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_stop_signal)
-    watch = ScriptWatch(script_pid)
-    job = connect()
-    helper = Helper(job, watch, cancel_signal, stopping)
-    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
     try:
-        os.write(stdout, ready_line(job.id, job.name, job.attempt))
+        job = connect()
+    except ConfigurationError as exc:
+        say(str(exc))
+        return 2
+    watch = ScriptWatch(script_pid)
+    helper = Helper(job, watch, cancel_signal, stopping)
+    try:
+        _write_all(stdout, ready_line(job.id, job.name, job.attempt))
         serve(helper, stdin, stdout)
     except BrokenPipeError:
         pass

@@ -40,7 +40,8 @@ job_init() {
     exec {JOB__TO}>&"${JOB__HELPER[1]}" {JOB__FROM}<&"${JOB__HELPER[0]}"
     local line
     if ! IFS= read -r line <&"$JOB__FROM" || [[ $line != ready$'\t'* ]]; then
-        job__helper_gone job_init
+        job__helper_gone job_init "$python -m jobvisor_worker.shell did not start the job \
+(see the line above; JOBVISOR_PYTHON names the Python that has jobvisor_worker)"
     fi
     IFS=$'\t' read -r _ JOB_ID JOB_NAME JOB_ATTEMPT <<<"$line"
     printf -v JOB_ID '%b' "$JOB_ID"
@@ -170,8 +171,9 @@ job__request() {
     [[ $reply == "ok "* ]]
 }
 
-# The helper exited: the supervisor refused the job (77), was unreachable for the whole
-# give-up window (75), or the helper could not start. End the script with its status.
+# job__helper_gone FUNCTION [WHY]: the helper exited: the supervisor refused the job (77),
+# was unreachable for the whole give-up window (75), or the helper could not start. End
+# the script with its status.
 job__helper_gone() {
     local status=0
     wait "$JOB__PID" 2>/dev/null
@@ -181,7 +183,7 @@ job__helper_gone() {
         status=70
     fi
     JOB__GONE=1
-    printf '%s: the jobvisor helper is gone (exit status %d); stopping the script\n' \
-        "$1" "$status" >&2
+    printf '%s: %s (exit status %d); stopping the script\n' \
+        "$1" "${2:-the jobvisor helper is gone}" "$status" >&2
     exit "$status"
 }
