@@ -185,3 +185,27 @@ def test_shell_lib_and_path_print_the_installed_library():
     ):
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True, cwd="/")
         assert Path(done.stdout.strip()).resolve() == LIBRARY.resolve()
+
+
+def test_a_timed_out_script_keeps_the_supervisors_reason(start, marker, tmp_path):
+    """The supervisor's group SIGTERM ends the script; its exit status is not reported."""
+    sv = start({"resize": resize_kind(marker, timeout=1)})
+    job_id = sv.enqueue("resize", {"images": ["a.png"], "delay": 60})
+    job = sv.wait(job_id)
+    assert job["status"] == "failed"
+    assert job["error"]["message"] == "timed out after 1 s"
+    wait_for(
+        lambda: "worker exited with code" in log_of(sv, job_id) or "killed by" in log_of(sv, job_id)
+    )
+    assert "the script exited" not in log_of(sv, job_id)
+
+
+def test_exit_0_without_an_outcome_fails_by_the_supervisors_rule(start, marker, tmp_path):
+    """A script that ends cleanly without job_complete is not taken as a success."""
+    script = tmp_path / "forgets.sh"
+    script.write_text(f'source {LIBRARY}\njob_init\njob_info "forgot to complete"\n')
+    kind = {"command": "bash", "args": [str(script)], "env": {TEST_RUN_VAR: marker}}
+    sv = start({"forgets": {**kind, "max_attempts": 1}})
+    job = sv.wait(sv.enqueue("forgets"))
+    assert job["status"] == "failed"
+    assert job["error"]["message"] == "exited without reporting a result (exit code 0)"
