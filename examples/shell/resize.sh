@@ -9,7 +9,7 @@
 #   jobvisor submit resize-sh --data '{"images": ["a.png", "b.png"], "size": "64x64"}'
 #
 # Optional payload fields, also used by the tests: "delay" (seconds per image),
-# "ready_file" (touched once connected), "wait_file" (wait for it before finishing),
+# "ready_file" (our PID appended once connected), "wait_file" (wait for it before finishing),
 # "fail" (report this failure), "exit" (exit with this status, reporting nothing).
 set -euo pipefail
 
@@ -23,7 +23,9 @@ job_init
 trap 'job_warn "cancelled: removing partial output"; exit 143' TERM
 
 ready_file=$(job_data_get ready_file "")
-[[ -n $ready_file ]] && : >"$ready_file"
+if [[ -n $ready_file ]]; then
+    echo "$$" >>"$ready_file" # one line per run: a test counts them
+fi
 
 count=$(job_data_count images)
 size=$(job_data_get size "128x128")
