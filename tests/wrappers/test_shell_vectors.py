@@ -109,6 +109,8 @@ job_data_get url > "$SYNC/url"
     # The outcome is not acked yet: job_complete must still be waiting.
     time.sleep(0.3)  # proving an absence: nothing to wait for
     assert not (fake.folder / "returned").exists()
+    helper = body(fake.of_type("hello")[0])["pid"]  # asked while it surely lives
+    assert "jobvisor_worker.shell" in " ".join(psutil.Process(helper).cmdline())
     fake.send(frame("ack_completed"))
     assert script.wait(timeout=30) == 0, script.stderr.read() if script.stderr else ""
     assert (fake.folder / "returned").exists()
@@ -117,7 +119,6 @@ job_data_get url > "$SYNC/url"
     hello, auth, started, *rest = [f for f in fake.frames if body(f)["type"] != "heartbeat"]
     message = body(hello)
     pid, nonce = message["pid"], message["nonce"]
-    assert "jobvisor_worker.shell" in " ".join(psutil.Process(pid).cmdline())
     vector = frame("hello").replace(bytes.fromhex(HANDSHAKE["worker_nonce_hex"]), nonce)
     vector = vector.replace(b"\xa3pid\xcd\x10\x92", b"\xa3pid" + msgpack.packb(pid))
     assert hello[4:] == vector[4:]
