@@ -197,6 +197,8 @@ job_init
     job_progress 150 || echo "rc=$?"
     job_progress half || echo "rc=$?"
     job_info "still connected"
+    job_warn $'tab\\there\\nnew line, \\\\n and back\\\\slash'
+    printf 'a\nb\n' | while read -r line; do job_debug "from a pipe: $line"; done
     job_complete '{bad' || echo "rc=$?"
     job_complete '"finally"'
 } > "$SYNC/out"
@@ -230,17 +232,27 @@ job_init
     assert "job_complete: the result is not valid JSON" in errors
     (completed,) = fake.of_type("completed")
     assert body(completed)["result"] == "finally"
-    assert [body(f)["message"] for f in fake.of_type("log")] == ["still connected"]
+    assert [body(f)["message"] for f in fake.of_type("log")] == [
+        "still connected",
+        "tab\there\nnew line, \\n and back\\slash",
+        "from a pipe: a",
+        "from a pipe: b",
+    ]
 
 
-def test_heartbeats_flow_and_a_cancel_vector_becomes_sigterm(recording, tmp_path, marker):
-    """Idle, the helper sends heartbeat vectors; cancel makes the script's TERM trap run."""
+@pytest.mark.parametrize("chosen", ["", "USR1"])
+def test_heartbeats_flow_and_a_cancel_vector_becomes_the_signal(
+    chosen, recording, tmp_path, marker
+):
+    """Idle, the helper sends heartbeat vectors; a cancel runs the script's trap for
+    SIGTERM, or for the signal named by JOB_CANCEL_SIGNAL."""
     fake = recording("unix", "welcome_empty_data")  # heartbeat_interval 0.5
     script = run_script(
         tmp_path,
-        """
+        f"""
+JOB_CANCEL_SIGNAL={chosen}
 job_init
-trap 'job_cancelled && echo yes > "$SYNC/cancelled"; exit 143' TERM
+trap 'job_cancelled && echo yes > "$SYNC/cancelled"; exit 143' {chosen or "TERM"}
 sleep 60 &
 wait $!
 """,
