@@ -200,6 +200,8 @@ job_init
     job_warn $'tab\\there\\nnew line, \\\\n and back\\\\slash'
     printf 'a\nb\n' | while read -r line; do job_debug "from a pipe: $line"; done
     job_complete '{bad' || echo "rc=$?"
+    job__request "bogus x" || echo "rc=$? $JOB__REPLY"
+    job__request 'log info a \\q escape' || echo "rc=$? $JOB__REPLY"
     job_complete '"finally"'
 } > "$SYNC/out"
 """,
@@ -223,6 +225,8 @@ job_init
         "rc=1",
         "rc=1",
         "rc=1",
+        "rc=1 unknown request 'bogus'; known: cancelled, complete, count, data, exit, fail, log, progress",
+        "rc=1 unknown escape '\\\\q' (only \\\\, \\n and \\t)",
     ]
     errors = script.stderr.read() if script.stderr else ""
     assert "job_data_get: sizes is an array of 2: no index 5" in errors
