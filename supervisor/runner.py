@@ -29,6 +29,7 @@ import os
 import secrets
 import signal
 import socket
+import sys
 from collections import Counter
 from collections.abc import Callable, Container
 from dataclasses import dataclass
@@ -234,6 +235,7 @@ class Runner:
     def _spawn(self, attempt: Attempt, token: str) -> None:
         job, kind = attempt.job, attempt.kind
         env = dict(os.environ)
+        env["JOBVISOR_PYTHON"] = sys.executable  # jobvisor-job.sh's helper (a kind may override)
         env.update(kind.env)
         env.update(
             JOBVISOR_SOCKET=attempt.endpoint.address,
