@@ -75,12 +75,23 @@ class Interrupter:
                 self._raise()
             yield True
         finally:
-            with self._lock:
-                self._target = None
-            # None: the previous handler was not installed from Python; the default
-            # (ignore) is what a C library would have had too.
-            previous = signal.SIG_DFL if self._previous is None else self._previous
-            signal.signal(INTERRUPT_SIGNAL, previous)
+            try:
+                self._disarm()
+            except JobCancelled:
+                # The signal landed as the body ended, before _target was cleared: the
+                # handler raised in the middle of disarming. It raises once per job, so
+                # this second pass cannot be interrupted by us.
+                self._disarm()
+                raise
+
+    def _disarm(self) -> None:
+        assert INTERRUPT_SIGNAL is not None
+        with self._lock:
+            self._target = None
+        # None: the previous handler was not installed from Python; the default
+        # (ignore) is what a C library would have had too.
+        previous = signal.SIG_DFL if self._previous is None else self._previous
+        signal.signal(INTERRUPT_SIGNAL, previous)
 
     def interrupt(self, reason: str | None) -> None:
         """Called from the I/O thread when the supervisor sends ``cancel``."""
