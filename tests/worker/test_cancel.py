@@ -75,9 +75,10 @@ def test_cancel_interrupts_a_busy_loop_and_a_sleep(start, marker, tmp_path, tran
     assert "exited with code 1" in log  # its own exit after the ack, not a signal
 
 
-@pytest.mark.parametrize("block", ["recv", "subprocess"])
+@pytest.mark.parametrize("block", ["recv", "subprocess", "swallow"])
 def test_cancel_interrupts_blocking_calls(sv, tmp_path, block):
-    """socket.recv and subprocess.run are interrupted too; subprocess kills its child."""
+    """socket.recv and subprocess.run are interrupted too (subprocess kills its child), and
+    an ``except Exception:`` around the sleep does not swallow the cancel."""
     job, _pid, out = _cancel_while_blocked(sv, tmp_path, block)
     assert job["status"] == "cancelled"
     assert out.read_text() == "JobCancelled: user asked\n"

@@ -1,12 +1,17 @@
 """A worker that blocks in one way until it is cancelled (tests/worker/test_cancel.py).
 
 The payload is ``{"block": HOW, "ready": PATH, "out": PATH}``: the worker (or its
-child) creates ``ready`` once it is about to block, then blocks. HOW is ``busy`` (a
-pure-Python loop), ``sleep`` (``time.sleep(60)``), ``recv`` (``socket.recv`` on a socket nobody writes to),
-``subprocess`` (``subprocess.run`` of a ``sleep 60``, the child's pid written to
-``out.child``) or ``poll`` (short sleeps until ``job.cancelled``). Whatever ends the
-block, the worker appends the name of the exception that ended it (or ``polled``) to
-``out`` and lets it go on. ``JV_TEST_POLL=1`` runs ``run_job`` with
+child) creates ``ready`` once it is about to block, then blocks. HOW is one of:
+
+* ``busy``: a pure-Python loop;
+* ``sleep``: ``time.sleep(60)``;
+* ``recv``: ``socket.recv`` on a socket nobody writes to;
+* ``subprocess``: ``subprocess.run`` of a ``sleep 60`` (its pid written to ``out.child``);
+* ``swallow``: ``time.sleep(60)`` in a loop that catches every ``Exception``;
+* ``poll``: short sleeps until ``job.cancelled``.
+
+Whatever ends the block, the worker appends the name of the exception that ended it
+(or ``polled``) to ``out`` and lets it go on. ``JV_TEST_POLL=1`` runs ``run_job`` with
 ``interrupt_on_cancel=False``.
 """
 
@@ -36,6 +41,12 @@ def block(job: Job, how: str, ready: Path, out: Path) -> None:
         child = out.with_suffix(".child")
         script = f'echo $$ > "{child}"; touch "{ready}"; exec sleep 60'
         subprocess.run(["sh", "-c", script], check=False)
+    elif how == "swallow":  # a log-and-carry-on loop must not eat the cancel
+        while True:
+            try:
+                time.sleep(60)
+            except Exception as exc:
+                print(f"carrying on after {exc!r}")
     elif how == "poll":
         while not job.cancelled:
             time.sleep(0.01)
