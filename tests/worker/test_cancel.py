@@ -19,6 +19,7 @@ from jobvisor_worker import JobCancelled, connect
 
 from supervisor.testing import TEST_RUN_VAR, SupervisorThread, process_gone, wait_for
 from tests.worker.fake_supervisor import FakeSupervisor
+from tests.worker.worker_process import WorkerProcess
 
 WORKER = Path(__file__).parent / "workers" / "cancellable.py"
 KILL_GRACE = 60.0
@@ -145,3 +146,34 @@ def test_off_the_main_thread_nothing_is_interrupted(fake: FakeSupervisor):
         fake.send_cancel("elsewhere")
         thread.join(20)
     assert outcome == [False, True]
+
+
+def test_a_cancel_while_waiting_for_the_ack_keeps_the_reported_outcome(
+    fake: FakeSupervisor, spawn: Callable[..., WorkerProcess]
+):
+    """Interrupted in its own job.complete(), the worker keeps that outcome, reports
+    nothing else and exits 0 once it is acked."""
+    fake.data = {"steps": [["complete", {"done": 1}]]}
+    worker = spawn(fake)
+    fake.wait_message("completed")
+    fake.send_cancel("late")
+    fake.wait_for(
+        lambda: "after reporting completed; waiting for the ack" in worker.log(),
+        what="the interrupt to land in complete()",
+    )
+    assert worker.alive()
+    fake.send_ack("completed")
+    assert worker.wait() == 0
+    assert [m.type for m in fake.messages() if m.type in ("completed", "failed")] == ["completed"]
+
+
+def test_a_replaced_handler_leaves_the_job_polling(fake: FakeSupervisor, capfd):
+    """A job function that installs its own SIGURG handler is not interrupted: the cancel
+    sets job.cancelled and one line on stderr says why."""
+    with connect(env=fake.env()) as job, job.interruptible() as armed:
+        assert armed
+        signal.signal(signal.SIGURG, signal.SIG_IGN)
+        fake.send_cancel("stop")
+        assert job.cancel_event.wait(20)
+    assert "the job replaced the SIGURG handler" in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGURG) == signal.SIG_DFL
