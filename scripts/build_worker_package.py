@@ -7,8 +7,9 @@ the wheel's path.
 Theory of operation. setuptools packages only files inside the project folder, and
 ``jobvisor_worker`` lives under ``wrappers/python/`` while ``protocol`` is at the top, next
 to the supervisor. So this script stages a project of its own in a temporary folder: a
-copy of ``protocol/`` and of ``wrappers/python/jobvisor_worker/`` (every subpackage and
-every data file in them, such as a ``.sh`` library, minus bytecode caches), a
+copy of ``protocol/`` and of ``wrappers/python/jobvisor_worker/``, with the subpackages
+``setup.cfg`` maps elsewhere (``jobvisor_worker.shell`` from ``wrappers/shell/``, with the
+``.sh`` library), every data file in them, minus bytecode caches, a
 ``pyproject.toml`` naming ``msgpack`` as the only dependency, and a ``MANIFEST.in`` that
 grafts both folders so package data needs no list. Then ``pip wheel`` builds it like
 any project (in an isolated build environment). The version is the supervisor's
@@ -30,11 +31,8 @@ from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 NAME: Final = "jobvisor-worker"
-# Folder in the repository -> import package in the wheel.
-PACKAGES: Final = {
-    ROOT / "wrappers" / "python" / "jobvisor_worker": "jobvisor_worker",
-    ROOT / "protocol": "protocol",
-}
+# The import packages the wheel carries, with their subpackages.
+ROOTS: Final = ("jobvisor_worker", "protocol")
 SKIP: Final = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 
 PYPROJECT: Final = """\
@@ -93,11 +91,31 @@ def _msgpack_requirement(config: configparser.ConfigParser) -> str:
     raise SystemExit("setup.cfg's install_requires has no msgpack line")
 
 
+def package_folders(config: configparser.ConfigParser | None = None) -> dict[str, Path]:
+    """Import package -> its folder in the repository, for ``ROOTS`` and every subpackage
+    ``setup.cfg`` maps elsewhere (``jobvisor_worker.shell`` lives in ``wrappers/shell``):
+    the supervisor's packaging is the one list of where each package lives."""
+    config = config or _setup_cfg()
+    mapped = {}
+    for line in config["options"].get("package_dir", "").splitlines():
+        name, sep, folder = line.partition("=")
+        if sep:
+            mapped[name.strip()] = ROOT / folder.strip()
+    folders = {}
+    for line in config["options"]["packages"].splitlines():
+        name = line.strip()
+        if name.split(".")[0] in ROOTS and (name in mapped or "." not in name):
+            folders[name] = mapped.get(name, ROOT / name)
+    return folders
+
+
 def stage(into: Path) -> Path:
     """Write the slim project into ``into`` and return it."""
     config = _setup_cfg()
-    for source, package in PACKAGES.items():
-        shutil.copytree(source, into / package, ignore=SKIP)
+    # Parents before children, so that a mapped subpackage lands inside its parent's copy.
+    for package, source in sorted(package_folders(config).items()):
+        target = into.joinpath(*package.split("."))
+        shutil.copytree(source, target, ignore=SKIP, dirs_exist_ok=True)
     (into / "pyproject.toml").write_text(
         PYPROJECT.format(
             name=NAME,

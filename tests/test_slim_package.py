@@ -25,6 +25,7 @@ BUILD = ROOT / "scripts" / "build_worker_package.py"
 WORKER = ROOT / "tests" / "worker" / "workers" / "slim.py"
 SOURCES = {
     "jobvisor_worker": ROOT / "wrappers" / "python" / "jobvisor_worker",
+    "jobvisor_worker/shell": ROOT / "wrappers" / "shell",
     "protocol": ROOT / "protocol",
 }
 
@@ -148,3 +149,19 @@ def test_a_worker_on_the_slim_venv_completes_a_job(
     assert result["supervisor"] is False
     assert job["progress"]["percent"] == 50
     assert "job.external.log" in sv.event_names(job_id)
+
+
+def test_the_shell_library_ships_in_the_slim_wheel(slim):
+    """A worker-only venv has the bash library and its helper: ``python -m
+    jobvisor_worker.shell --path`` names an installed ``jobvisor-job.sh``."""
+    found = subprocess.run(
+        [str(slim.python), "-m", "jobvisor_worker.shell", "--path"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+    )
+    path = Path(found.stdout.strip())
+    assert path.name == "jobvisor-job.sh"
+    assert path.is_file()
+    assert str(path).startswith(str(slim.python.parent.parent))
