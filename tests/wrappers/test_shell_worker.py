@@ -133,7 +133,8 @@ max_attempts = 1
 
 @TRANSPORTS
 def test_the_script_reattaches_across_a_kill_9_of_the_supervisor(transport, tmp_path, marker):
-    """kill -9 and restart of `jobvisor serve`: same process, one attempt, its result."""
+    """kill -9 and restart of `jobvisor serve`: same process, one attempt, its result, and
+    the reconnection logged with the script's pid."""
     config = _config(tmp_path, marker, transport)
     ready, go = tmp_path / "ready", tmp_path / "go"
     server = ServerProcess(config).start()
@@ -157,7 +158,8 @@ def test_the_script_reattaches_across_a_kill_9_of_the_supervisor(transport, tmp_
         assert job["pid"] == pid
         assert ready.read_text().split() == [str(pid)]  # one run, never started again
         log = (tmp_path / "state" / "logs" / f"{job_id}.log").read_text()
-        assert "worker reconnected" in log
+        # hello names the script (the process the supervisor started), not its helper
+        assert f"worker reconnected (pid {pid})" in log
     finally:
         server.kill()
 

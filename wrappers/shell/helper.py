@@ -277,7 +277,7 @@ def run(script_pid: int, cancel_signal: signal.Signals) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_stop_signal)
     try:
-        job = connect()
+        job = connect(pid=script_pid)  # hello names the process the supervisor started
     except ConfigurationError as exc:
         say(str(exc))
         return 2

@@ -49,6 +49,7 @@ class Job:
             heartbeat_interval=options.heartbeat_interval,
             heartbeat_interval_fixed=options.heartbeat_interval_fixed,
             max_buffered_logs=options.max_buffered_logs,
+            pid=options.pid,
         )
         self._transport = Transport(self._session, options, self._cond, self._handle_event)
         self._closed = False
