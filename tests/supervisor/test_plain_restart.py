@@ -68,7 +68,7 @@ def serve(config: Path, servers: list[ServerProcess]) -> ServerProcess:
 def started(server: ServerProcess, tmp_path: Path) -> tuple[str, dict[str, Any]]:
     """Submit the plain job; its id and JSON once the program runs."""
     job_id = server.client.submit("plain", {})
-    wait_for(lambda: (tmp_path / "ready").exists(), message="the program to start")
+    wait_for((tmp_path / "ready").exists, message="the program to start")
     return job_id, server.client.get(job_id)
 
 
