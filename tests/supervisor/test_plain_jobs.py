@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from supervisor.config import load_config
 from supervisor.errors import ConfigError
 from supervisor.plainshim import MAX_LINE, STDERR_TAIL
 from supervisor.testing import (
@@ -217,3 +219,16 @@ def test_the_wrapper_killed_alone_leaves_a_clear_failure(start, plain):
     assert job["error"]["message"] == (
         "the program's wrapper killed by SIGKILL before recording the program's exit status"
     )
+
+
+def test_the_example_plain_job_completes_with_its_json_result(tmp_path):
+    """examples/jobvisor.toml's count-lines kind, run by a real supervisor, completes with
+    the JSON its script prints last."""
+    example = load_config(Path(__file__).parents[2] / "examples" / "jobvisor.toml")
+    settings = make_settings(tmp_path / "state", http="")
+    settings = replace(settings, jobs={"count-lines": example.jobs["count-lines"]})
+    with SupervisorThread(settings) as sv:
+        job = sv.wait(sv.enqueue("count-lines"))
+    assert job["status"] == "completed", job["error"]
+    assert job["result"]["folder"] == "workers"
+    assert job["result"]["files"] >= 3
