@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import psutil
+
 from protocol import limits, pack
 from supervisor.errors import BadRequest
 from supervisor.http import jsonbody
@@ -189,6 +191,25 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+def stop_leftovers(job: JobRecord) -> int:
+    """SIGKILL what the program of ``job`` left running after its wrapper died while no
+    supervisor watched it: the processes still in the wrapper's process group that carry
+    the job's id in their environment (both checked, as the group's leader is gone and
+    nothing else names them). How many were killed."""
+    killed = 0
+    if job.pid is None:
+        return killed
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(process.pid) != job.pid:
+                continue
+            if process.environ().get("JOBVISOR_JOB_ID") != job.id:
+                continue
+            process.kill()
+            killed += 1
+    return killed
 
 
 def discard(state_dir: Path, job_id: str, number: int) -> None:

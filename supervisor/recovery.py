@@ -158,7 +158,12 @@ def _plain_ended(runner: Runner, job: JobRecord) -> None:
     if job.process_state is not ProcessState.EXITED:
         runner.table.set_process_state(job, ProcessState.EXITED)
     runner.log_line(job, f"supervisor restarted: the program's wrapper {job.pid} has exited")
-    runner.plain_outcome(job, job.attempts, None)
+    if runner.plain_outcome(job, job.attempts, None) == "failed":
+        # Killed itself, it may have left the program running: a retry must not run
+        # beside it (for a wrapper we watch, the runner's group kill does this).
+        killed = plainjobs.stop_leftovers(job)
+        if killed:
+            runner.log_line(job, f"stopped {killed} process(es) the program left running")
 
 
 def _declare_lost(

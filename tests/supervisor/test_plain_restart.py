@@ -110,17 +110,23 @@ def test_a_program_that_ends_while_no_supervisor_runs_is_judged_by_its_exit_file
     assert (tmp_path / "runs").read_text() == "run\n"
 
 
-def test_a_readopted_wrapper_killed_alone_leaves_the_exit_status_unknown(
-    config, tmp_path, servers, marker
+@pytest.mark.parametrize("when", ["after the restart", "while no supervisor runs"])
+def test_a_wrapper_killed_alone_after_a_crash_leaves_the_exit_status_unknown(
+    config, tmp_path, servers, marker, when
 ):
-    """Its wrapper killed after a restart, nobody knows how the program ended: the attempt
-    fails as exit_unknown and what the program left running is stopped."""
+    """Its wrapper killed (by someone else) once the supervisor that spawned it is gone,
+    nobody knows how the program ended: the attempt fails as exit_unknown, and the
+    program, still running, is stopped."""
     server = serve(config, servers)
     job_id, before = started(server, tmp_path)
     server.kill()
+    if when == "while no supervisor runs":
+        os.kill(before["pid"], signal.SIGKILL)
+        wait_for(lambda: process_gone(before["pid"]), message="the wrapper to die")
     server = serve(config, servers)
-    assert server.client.get(job_id)["pid"] == before["pid"]
-    os.kill(before["pid"], signal.SIGKILL)
+    if when == "after the restart":
+        assert server.client.get(job_id)["pid"] == before["pid"]
+        os.kill(before["pid"], signal.SIGKILL)
     job = server.client.wait(job_id, timeout=30)
     assert job["status"] == "failed"
     assert job["error"]["reason"] == "exit_unknown"
