@@ -232,3 +232,19 @@ def test_the_example_plain_job_completes_with_its_json_result(tmp_path):
     assert job["status"] == "completed", job["error"]
     assert job["result"]["folder"] == "workers"
     assert job["result"]["files"] >= 3
+
+
+def test_the_attempt_folder_and_data_file_are_private(start, plain):
+    """The job's data, handed over in a file, is readable by its owner only (0600 in a
+    0700 folder), whatever the umask."""
+    script = (
+        'd="$JOBVISOR_DATA_FILE"; '
+        'printf \'["%s","%s"]\\n\' "$(stat -c %a "$d")" "$(stat -c %a "$(dirname "$d")")"'
+    )
+    old = os.umask(0)
+    try:
+        sv = start({"p": plain(script)})
+        job = sv.wait(sv.enqueue("p", {"secret": "s3"}))
+    finally:
+        os.umask(old)
+    assert job["result"] == ["600", "700"]
