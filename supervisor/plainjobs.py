@@ -159,6 +159,11 @@ def judge(folder: Path, returncode: int | None) -> Verdict:
     return Verdict(False, error=error)
 
 
+def has_report(state_dir: Path, job_id: str, number: int) -> bool:
+    """Whether the attempt's wrapper recorded how its program ended."""
+    return (attempt_folder(state_dir, job_id, number) / EXIT_FILE).exists()
+
+
 def _read_report(folder: Path) -> dict[str, Any] | None:
     try:
         report = json.loads((folder / EXIT_FILE).read_text(encoding="utf-8"))

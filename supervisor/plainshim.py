@@ -190,6 +190,7 @@ def main(argv: list[str]) -> int:
     if code < 0:  # die of the same signal, so that our own parent sees what happened
         signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
+        return 128 - code  # still here: a signal whose default is not to terminate
     return code
 
 

@@ -121,7 +121,12 @@ def _recover_running(runner: Runner, job: JobRecord, adopt: _Adopter) -> None:
             assert proc is not None
             _readopt_plain(runner, runner.adopt(job, kind, proc))
             return
-        if job.pid is not None and proc is None:  # it ended while we were down
+        # It ended while no supervisor ran (its PID perhaps never committed: a wrapper
+        # that wrote its exit file did start).
+        state_dir = runner.settings.state_dir
+        if proc is None and (
+            job.pid is not None or plainjobs.has_report(state_dir, job.id, job.attempts)
+        ):
             _plain_ended(runner, job)
             return
     if reason is None:
@@ -157,7 +162,8 @@ def _plain_ended(runner: Runner, job: JobRecord) -> None:
     says how the program ended (or, if the wrapper was killed, that nobody knows)."""
     if job.process_state is not ProcessState.EXITED:
         runner.table.set_process_state(job, ProcessState.EXITED)
-    runner.log_line(job, f"supervisor restarted: the program's wrapper {job.pid} has exited")
+    pid = "" if job.pid is None else f" {job.pid}"
+    runner.log_line(job, f"supervisor restarted: the program's wrapper{pid} has exited")
     if runner.plain_outcome(job, job.attempts, None) == "failed":
         # Killed itself, it may have left the program running: a retry must not run
         # beside it (for a wrapper we watch, the runner's group kill does this).

@@ -3,6 +3,7 @@ wrapper is re-adopted by PID and start time, never re-run, and its exit file dec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from supervisor.client import ClientError
 from supervisor.testing import (
     TEST_RUN_VAR,
     ServerProcess,
@@ -132,3 +134,31 @@ def test_a_wrapper_killed_alone_after_a_crash_leaves_the_exit_status_unknown(
     assert job["error"]["reason"] == "exit_unknown"
     assert "exit status unknown" in job["error"]["message"]
     wait_for(lambda: not list(live_workers(marker)), message="the program to be stopped")
+
+
+@pytest.mark.parametrize("ended", [False, True], ids=["still running", "ended meanwhile"])
+def test_a_crash_before_the_pid_is_committed_neither_loses_nor_reruns_the_program(
+    config, tmp_path, servers, marker, ended
+):
+    """The supervisor dies between spawning the wrapper and committing its PID: the next
+    one finds the wrapper by its job id (or, if it has exited, its exit file) and the
+    program runs once."""
+    crashing = ServerProcess(config, env={"JOBVISOR_CRASH_AT": "spawn"})
+    servers.append(crashing.start())
+    with contextlib.suppress(OSError, ClientError):  # the answer may die with it
+        crashing.client.submit("plain", {})
+    wait_for((tmp_path / "ready").exists, message="the program to start")
+    assert crashing.proc is not None
+    wait_for(lambda: crashing.proc.poll() is not None, message="the supervisor to crash")
+    if ended:
+        (tmp_path / "go").touch()
+        wait_for(lambda: not list(live_workers(marker)), message="the program to end")
+    server = serve(config, servers)
+    [listed] = server.client.list()
+    if not ended:
+        wait_for(lambda: server.client.get(listed["id"])["pid"], message="the adopted PID")
+        (tmp_path / "go").touch()
+    job = server.client.wait(listed["id"], timeout=30)
+    assert job["status"] == "completed", job["error"]
+    assert job["result"] == {"ok": True}
+    assert (tmp_path / "runs").read_text() == "run\n"
