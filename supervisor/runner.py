@@ -455,7 +455,8 @@ class Runner:
         job = attempt.job
         running = attempt.outcome is None and job.status is JobStatus.RUNNING
         if running and attempt.kind.plain and attempt.kill_reason is None:
-            self._plain_exited(attempt, proc)  # a stop we started decides below, as for all
+            # Its exit file decides; a stop we started decides below, as for every worker.
+            attempt.outcome = self.plain_outcome(job, attempt.number, proc.returncode)
         if attempt.outcome is None and job.status is JobStatus.RUNNING:
             code = proc.returncode
             if attempt.kill_reason is not None:
@@ -473,9 +474,6 @@ class Runner:
             source.forget(proc)
         self.log_line(job, f"attempt {attempt.number}: worker {describe_exit(proc.returncode)}")
         self._end(attempt)
-
-    def _plain_exited(self, attempt: Attempt, proc: ProcessHandle) -> None:
-        attempt.outcome = self.plain_outcome(attempt.job, attempt.number, proc.returncode)
 
     def plain_outcome(self, job: JobRecord, number: int, returncode: int | None) -> str:
         """A plain program's wrapper has exited (``returncode``: ``None`` unless we spawned
