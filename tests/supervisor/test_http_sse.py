@@ -4,10 +4,12 @@ real HTTP connection reading the stream."""
 from __future__ import annotations
 
 import socket
+import threading
 import urllib.parse
 
 import pytest
 
+from supervisor.client import Client, ClientError, StreamEvent
 from supervisor.testing import wait_for
 from tests.supervisor.rawhttp import request
 from tests.supervisor.ssestream import EventStream
@@ -263,3 +265,93 @@ def test_a_log_flood_is_sent_at_a_bounded_rate_with_a_note_of_the_rest(start, wo
     assert sv.call(lambda: sv.sup.counters.log_events_dropped) == 300 - len(lines)
     log_file = sv.settings.state_dir / "logs" / f"{job_id}.log"
     assert sum("line " in text for text in log_file.read_text().splitlines()) == 300
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Collector:
+    """``Client.events()`` on a thread, collecting until it sees ``stop_at`` (a job id)."""
+
+    def __init__(self, client: Client, **options: object) -> None:
+        self.events: list[StreamEvent] = []
+        self.stop_at = ""
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(client, options), daemon=True)
+        self.thread.start()
+
+    def _run(self, client: Client, options: dict) -> None:
+        try:
+            for event in client.events(retry=0.05, give_up=30, **options):
+                self.events.append(event)
+                if event.name == "job.completed" and event.data["id"] == self.stop_at:
+                    return
+        except BaseException as exc:  # reported to the test
+            self.error = exc
+
+    def saw(self, name: str, job_id: str) -> bool:
+        assert self.error is None, self.error
+        return any(e.name == name and e.data.get("id") == job_id for e in self.events)
+
+
+def test_the_client_reader_resumes_after_a_drop_and_resets_after_a_restart(start, worker, tmp_path):
+    """Client.events() reconnects by itself: after a dropped connection it resumes with no
+    gap or duplicate; after a supervisor restart it yields a reset, then the new events."""
+    state, port = tmp_path / "state", free_port()
+    sv = start({"demo": worker()}, state=state, http=f"127.0.0.1:{port}")
+    client = sv.client
+    collector = Collector(client)
+    wait_for(lambda: sv.call(lambda: len(sv.http.streams)) == 1, message="the stream")  # type: ignore[union-attr]
+    first = client.submit("demo", {"actions": [["log", "info", "one"]]})
+    wait_for(lambda: collector.saw("job.completed", first), message="the first job")
+
+    def drop_streams() -> None:
+        for conn in list(sv.http.conns.values()):  # type: ignore[union-attr]
+            if conn.streaming:
+                conn.close("dropped by the test")
+
+    sv.call(drop_streams)
+    second = client.submit("demo", {"actions": [["progress", 10, "x"]]})
+    wait_for(lambda: collector.saw("job.completed", second), message="the second job")
+    seqs = [int(e.id.rpartition("-")[2]) for e in collector.events]
+    assert seqs == list(range(1, len(seqs) + 1))  # every event once, none missing
+    sv.stop()
+    sv = start({"demo": worker()}, state=state, http=f"127.0.0.1:{port}")
+    wait_for(lambda: sv.call(lambda: len(sv.http.streams)) == 1, message="the reconnection")  # type: ignore[union-attr]
+    third = sv.client.submit("demo")
+    collector.stop_at = third
+    collector.thread.join(timeout=30)
+    assert not collector.thread.is_alive() and collector.error is None
+    after = collector.events[len(seqs) :]
+    assert after[0].name == "reset"
+    assert [e.name for e in after[1:]][:2] == ["job.external.spawned", "job.completed"]
+    assert {e.data["id"] for e in after[1:]} == {third}
+
+
+def test_the_client_reader_filters_by_channel_and_refuses_a_bad_token(start, worker):
+    """Client.events(channels=...) passes the channels on; a wrong token raises at once
+    instead of retrying."""
+    sv = start({"demo": worker(), "other": worker()})
+    wrong = Client(sv.client.url, "wrong")
+    with pytest.raises(ClientError) as refused:
+        next(wrong.events())
+    assert refused.value.status == 401
+    kept = sv.client.events(["kind:other"])
+    job_ids = [sv.client.submit("demo"), sv.client.submit("other")]
+    for event in kept:
+        assert event.data["id"] == job_ids[1], event
+        if event.name == "job.completed":
+            break
+    kept.close()
+
+
+def test_head_events_answers_the_stream_headers_without_a_stream(start, worker):
+    """HEAD /events is the GET's head, ends at once, and opens no stream."""
+    sv = start({"demo": worker()})
+    reply = request(sv, "HEAD", "/events")
+    assert reply.status == 200 and reply.body == b""
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    assert sv.call(lambda: len(sv.http.streams)) == 0  # type: ignore[union-attr]
