@@ -10,8 +10,9 @@ import urllib.parse
 import pytest
 
 from supervisor.client import Client, ClientError, StreamEvent
-from supervisor.testing import wait_for
+from supervisor.testing import ServerProcess, wait_for
 from tests.supervisor.rawhttp import request
+from tests.supervisor.serverconfig import write_config
 from tests.supervisor.ssestream import EventStream
 
 LIFECYCLE = [
@@ -292,9 +293,11 @@ class Collector:
         except BaseException as exc:  # reported to the test
             self.error = exc
 
-    def saw(self, name: str, job_id: str) -> bool:
+    def saw(self, name: str, job_id: str | None = None) -> bool:
         assert self.error is None, self.error
-        return any(e.name == name and e.data.get("id") == job_id for e in self.events)
+        return any(
+            e.name == name and (job_id is None or e.data.get("id") == job_id) for e in self.events
+        )
 
 
 def test_the_client_reader_resumes_after_a_drop_and_resets_after_a_restart(start, worker, tmp_path):
@@ -355,3 +358,38 @@ def test_head_events_answers_the_stream_headers_without_a_stream(start, worker):
     assert reply.status == 200 and reply.body == b""
     assert reply.headers["content-type"].startswith("text/event-stream")
     assert sv.call(lambda: len(sv.http.streams)) == 0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_a_reader_catches_up_after_the_supervisor_is_killed(transport, tmp_path, marker):
+    """Across a kill -9 of `jobvisor serve`, Client.events() reconnects by itself and gets
+    a reset (what happened while it was away must be re-read), then live events: the
+    running job, re-attached meanwhile, completes."""
+    port = free_port()
+    config = write_config(tmp_path, marker, transport=transport)
+    config.write_text(config.read_text().replace('"127.0.0.1:0"', f'"127.0.0.1:{port}"'))
+    server = ServerProcess(config).start()
+    try:
+        # An id of no run: the stream starts with a reset, which shows it is connected.
+        collector = Collector(server.client, last_event_id="0-0")
+        wait_for(lambda: collector.saw("reset"), message="the stream")
+        go = tmp_path / "go"
+        job_id = server.client.submit("demo", {"actions": [["wait_file", str(go)]]})
+        wait_for(lambda: collector.saw("job.external.spawned", job_id), message="the spawn")
+        before = len(collector.events)
+        server.kill()
+        server = ServerProcess(config).start()
+        wait_for(lambda: len(collector.events) > before, message="the reconnection")
+        # The reset says: re-read the state. The job re-attached meanwhile.
+        assert server.client.get(job_id)["process_state"] in ("running", "orphaned")
+        go.touch()
+        collector.stop_at = job_id
+        collector.thread.join(timeout=30)
+        assert not collector.thread.is_alive() and collector.error is None
+    finally:
+        server.kill()
+    assert [e.name for e in collector.events[:before]] == ["reset", "job.external.spawned"]
+    after = [e.name for e in collector.events[before:]]
+    assert after[0] == "reset"
+    assert after[-1] == "job.completed"
+    assert collector.events[-1].data["id"] == job_id
