@@ -36,6 +36,7 @@ def test_one_jobs_progress_log_and_completion_arrive_in_order(transport, start, 
     with EventStream(sv) as stream:
         assert stream.status == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
+        assert stream.response.readline() == b"retry: 1000\n"  # browsers reconnect in 1 s
         actions = [["progress", 40, "half way"], ["log", "info", "hello"], ["return", {"n": 1}]]
         job_id = sv.client.submit("demo", {"actions": actions})
         events = stream.until("job.demo.completed", job_id)
@@ -353,13 +354,24 @@ def test_the_client_reader_filters_by_channel_and_refuses_a_bad_token(start, wor
     kept.close()
 
 
-def test_head_events_answers_the_stream_headers_without_a_stream(start, worker):
-    """HEAD /events is the GET's head, ends at once, and opens no stream."""
+def test_head_events_answers_the_position_without_a_stream(start, worker):
+    """HEAD /events ends at once, opens no stream, and says the current position: a job
+    submitted after it is followed from its first event (Client.event_position)."""
     sv = start({"demo": worker()})
     reply = request(sv, "HEAD", "/events")
     assert reply.status == 200 and reply.body == b""
     assert reply.headers["content-type"].startswith("text/event-stream")
     assert sv.call(lambda: len(sv.http.streams)) == 0  # type: ignore[union-attr]
+    assert reply.headers["x-last-event-id"] == sv.call(lambda: sv.sup.events.last_id)
+    position = sv.client.event_position()
+    job_id = sv.client.submit("demo")
+    sv.wait(job_id)  # done before the stream opens: it is replayed from the position
+    names = []
+    for event in sv.client.events([f"job:{job_id}"], last_event_id=position):
+        names.append(event.name)
+        if event.name == "job.demo.completed":
+            break
+    assert names == ["job.external.spawned", "job.completed", "job.demo.completed"]
 
 
 @pytest.mark.parametrize("transport", ["unix", "tcp"])
