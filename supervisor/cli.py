@@ -20,14 +20,20 @@ import importlib
 import json
 import logging
 import os
-import shutil
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from importlib import metadata
+from typing import Any, Final
 
+from supervisor import cliview
 from supervisor.client import TERMINAL, Client, ClientError
 from supervisor.errors import JobvisorError
+
+JOB_STATUSES: Final = ("pending", "scheduled", "running", "completed", "failed", "cancelled")
+# The API's largest page (docs/http-api.md): ``jobs`` with several statuses pages by it.
+API_PAGE: Final = 1000
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_UNREACHABLE, EXIT_CONFIG = 0, 1, 2, 3, 4, 5
 OUTCOME_EXIT = {"completed": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
@@ -68,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "4 supervisor unreachable or request refused, 5 bad configuration or store.",
         parents=[_global_options(suppress=False)],
     )
+    parser.add_argument("--version", action="version", version=f"jobvisor {_version()}")
     after = [_global_options(suppress=True)]
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -91,9 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     jobs = command("jobs", "list jobs, newest first")
-    jobs.add_argument("--status", help="pending|scheduled|running|completed|failed|cancelled")
+    jobs.add_argument(
+        "--status",
+        action="append",
+        metavar="S[,S...]",
+        help="only jobs in these states (comma-separated or repeated): " + ", ".join(JOB_STATUSES),
+    )
     jobs.add_argument("--name", help="only jobs of this kind")
-    jobs.add_argument("--limit", type=int, default=50)
+    jobs.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    jobs.add_argument("--offset", type=int, default=0, help="skip this many first (paging)")
     jobs.add_argument("--json", action="store_true", help="print JSON")
 
     show = command("show", "show one job as JSON")
@@ -106,6 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     logs = command("logs", "print a job's log")
     logs.add_argument("id")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until it ends")
+    logs.add_argument("-n", "--tail", type=int, metavar="N", help="only the last N lines")
+    logs.add_argument(
+        "--raw", action="store_true", help="the bytes as stored, without labels and alignment"
+    )
+
+    watch = command("watch", "a live table of running jobs, their progress and outcomes")
+    watch.add_argument("--name", help="only jobs of this kind")
+    watch.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="end once no job runs or waits to start (pending, or a retry's backoff)",
+    )
 
     command("shell-lib", "print the path of jobvisor-job.sh, the bash worker library")
 
@@ -218,65 +243,74 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
             run_at = float(run_at)
         except ValueError:
             pass
+    if args.follow:
+        # The stream position before the job exists: none of its events can be missed.
+        position = client.event_position()
     job_id = client.submit(args.name, **options, max_attempts=args.max_attempts, run_at=run_at)
     if not (args.wait or args.follow):
         print(job_id)
         return EXIT_OK
     print(job_id, file=sys.stderr)
-    job = _follow(client, job_id) if args.follow else client.wait(job_id)
+    if args.follow:
+        from supervisor.clilive import JobFollower  # noqa: PLC0415 - threads, rich
+
+        screen = cliview.stderr()
+        job = JobFollower(client, job_id, position, cliview.LogPrinter(screen), screen).run()
+    else:
+        job = client.wait(job_id)
     print(json.dumps(job["result"] if job["status"] == "completed" else job["error"], indent=2))
     return OUTCOME_EXIT.get(job["status"], EXIT_FAILED)
 
 
-def _bar(percent: float | None, message: str | None, width: int = 30) -> str:
-    pct = 0.0 if percent is None else max(0.0, min(100.0, float(percent)))
-    filled = round(width * pct / 100)
-    return f"[{'#' * filled}{'.' * (width - filled)}] {pct:5.1f}% {message or ''}"
-
-
-def _follow(client: Client, job_id: str) -> dict[str, Any]:
-    """Show logs and a progress line until the job ends; return its final JSON."""
-    tty = sys.stderr.isatty()
-    last_line = ""
-    job: dict[str, Any] = {}
-    for read in client.follow(job_id):
-        job = client.get(job_id)
-        data = read.data
-        if data:
-            if tty and last_line:
-                sys.stderr.write("\r\033[K")
-            sys.stderr.write(data.decode("utf-8", "replace"))
-            last_line = ""
-        progress = job["progress"]
-        line = f"{job['status']:>9} {_bar(progress['percent'], progress['message'])}"
-        if line != last_line:
-            if tty:
-                width = shutil.get_terminal_size().columns - 1
-                sys.stderr.write("\r\033[K" + line[:width])
-            else:
-                sys.stderr.write(line + "\n")
-            sys.stderr.flush()
-            last_line = line
-    if tty:
-        sys.stderr.write("\n")
-    return job
-
-
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
-    jobs = client.list(name=args.name, status=args.status, limit=args.limit)
+    statuses = _statuses(args.status)
+    if args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    if args.offset < 0:
+        raise UsageError(f"--offset must be 0 or more, got {args.offset}")
+    if len(statuses) <= 1:
+        status = statuses[0] if statuses else None
+        jobs = _page(client, args.name, status, args.offset, args.limit)
+    else:
+        # The API filters by one status: take the first offset+limit of each, newest
+        # first, and merge them (each list is newest first, so their union's first
+        # offset+limit are among them).
+        wanted = args.offset + args.limit
+        merged = [job for s in statuses for job in _page(client, args.name, s, 0, wanted)]
+        merged.sort(key=lambda job: job["created_at"] or "", reverse=True)
+        jobs = merged[args.offset : wanted]
     if args.json:
         print(json.dumps(jobs, indent=2))
         return EXIT_OK
-    print(f"{'ID':<20}  {'NAME':<16}  {'STATUS':<9}  {'TRY':>5}  {'PROGRESS':>8}  CREATED")
-    for job in jobs:
-        pct = job["progress"]["percent"]
-        shown = "" if pct is None else f"{pct:.0f}%"
-        tries = f"{job['attempts']}/{job['max_attempts']}"
-        print(
-            f"{job['id']:<20}  {job['name'][:16]:<16}  {job['status']:<9}  {tries:>5}  "
-            f"{shown:>8}  {job['created_at']}"
-        )
+    cliview.jobs_table(cliview.stdout(), jobs)
     return EXIT_OK
+
+
+def _statuses(given: list[str] | None) -> list[str]:
+    """``--status failed,cancelled --status running`` as a list without repeats."""
+    statuses: list[str] = []
+    for part in (p.strip() for value in given or () for p in value.split(",")):
+        if part not in JOB_STATUSES:
+            raise UsageError(
+                f"--status: unknown status {part!r} (one of: {', '.join(JOB_STATUSES)})"
+            )
+        if part not in statuses:
+            statuses.append(part)
+    return statuses
+
+
+def _page(
+    client: Client, name: str | None, status: str | None, offset: int, count: int
+) -> list[dict[str, Any]]:
+    """``count`` jobs from ``offset``, in as many requests as the API's page size needs."""
+    jobs: list[dict[str, Any]] = []
+    while len(jobs) < count:
+        limit = min(API_PAGE, count - len(jobs))
+        page = client.list(name=name, status=status, limit=limit, offset=offset + len(jobs))
+        jobs += page
+        if len(page) < limit:
+            break
+    return jobs
 
 
 def cmd_show(client: Client, args: argparse.Namespace) -> int:
@@ -291,17 +325,67 @@ def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_logs(client: Client, args: argparse.Namespace) -> int:
-    out = sys.stdout.buffer
-    if args.follow:
-        for chunk in client.follow_logs(args.id):
-            out.write(chunk)
-            out.flush()
-        return EXIT_OK
-    offset = 0
-    while data := (read := client.logs(args.id, offset)).data:
-        out.write(data)
-        offset = read.offset
+    if args.tail is not None and args.tail < 0:
+        raise UsageError(f"--tail must be 0 or more, got {args.tail}")
+    printer = cliview.LogPrinter(cliview.stdout(), raw=args.raw)
+    position = client.event_position() if args.follow else ""
+    job = client.get(args.id)  # an unknown id is refused here, before any output
+    following = args.follow and job["status"] not in TERMINAL
+    offset = _print_log(client, args.id, printer, args.tail, following=following)
+    if following:
+        from supervisor.clilive import JobFollower  # noqa: PLC0415 - threads, rich
+
+        JobFollower(client, args.id, position, printer, offset=offset).run()
+    else:
+        printer.flush()
     return EXIT_OK
+
+
+def _print_log(
+    client: Client,
+    job_id: str,
+    printer: cliview.LogPrinter,
+    tail: int | None,
+    *,
+    following: bool,
+) -> int:
+    """Print the job's log as it is now (its last ``tail`` lines); return the offset
+    after what was printed. A partial last line is left for the follower, if any."""
+    offset = 0
+    kept: deque[bytes] | None = None if tail is None else deque(maxlen=tail)
+    partial = b""
+    while (read := client.logs(job_id, offset)).data:
+        offset = read.offset
+        if kept is None:
+            printer.feed(read.data)
+            continue
+        # Whole lines only into the window; the log is read once, start to end.
+        lines = (partial + read.data).split(b"\n")
+        partial = lines.pop()
+        kept.extend(line + b"\n" for line in lines)
+    if kept is not None:
+        if following:
+            offset -= len(partial)  # the follower reads it again, whole
+        elif tail and partial:
+            kept.append(partial)
+        printer.feed(b"".join(kept))
+    return offset
+
+
+def cmd_watch(client: Client, args: argparse.Namespace) -> int:
+    from supervisor.clilive import Watch  # noqa: PLC0415 - threads, rich
+
+    try:
+        return Watch(client, cliview.stdout(), name=args.name, until_idle=args.until_idle).run()
+    except KeyboardInterrupt:  # how one leaves a watch: not an error
+        return EXIT_OK
+
+
+def _version() -> str:
+    try:
+        return metadata.version("jobvisor")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 # --- workflow --------------------------------------------------------------------------
@@ -395,5 +479,6 @@ COMMANDS = {
     "show": cmd_show,
     "cancel": cmd_cancel,
     "logs": cmd_logs,
+    "watch": cmd_watch,
     "workflow": cmd_workflow,
 }

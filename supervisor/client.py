@@ -194,10 +194,25 @@ class Client:
         return result
 
     def list(
-        self, *, name: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        name: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
+        """Jobs, newest first (``GET /jobs``); ``offset`` skips that many first."""
         query = urllib.parse.urlencode(
-            {k: v for k, v in {"name": name, "status": status, "limit": limit}.items() if v}
+            {
+                k: v
+                for k, v in {
+                    "name": name,
+                    "status": status,
+                    "limit": limit,
+                    "offset": offset,
+                }.items()
+                if v
+            }
         )
         jobs: list[dict[str, Any]] = self._json("GET", f"/jobs?{query}")["jobs"]
         return jobs
