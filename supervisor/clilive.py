@@ -117,8 +117,12 @@ class JobFollower:
 
     def _apply(self, event: StreamEvent, job: dict[str, Any]) -> dict[str, Any]:
         data = event.data if isinstance(event.data, dict) else {}
-        if event.name == "reset" or event.name in TERMINAL_EVENTS:
-            return self.client.get(self.job_id)
+        if event.name == "reset" or data.get("status") in TERMINAL:
+            # The outcome (or a gap): the job's final JSON comes from the API. A log
+            # line's event released with the outcome carries the final status too.
+            job = self.client.get(self.job_id)
+            self._show_status(job)
+            return job
         job = {**job, "status": data.get("status", job["status"])}
         if event.name == "job.external.progress":
             job["progress"] = {"percent": data.get("percent"), "message": data.get("message")}

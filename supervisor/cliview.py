@@ -13,7 +13,9 @@ worker's protocol ``log`` messages, and ``stdout``/``stderr`` for a plain progra
 (labelled by the wrapper in ``supervisor/plainshim.py``). A protocol worker's own stdout
 and stderr go straight into the file through one shared descriptor, so those lines have
 neither stamp nor tag, and which stream a line came from cannot be known afterwards:
-they are shown as ``output``, without a time (docs/cli.md, "Job logs").
+they are shown as ``output``, without a time (docs/cli.md, "Job logs") — except the
+Python worker library's own stamped ``jobvisor_worker:`` lines, which it writes to
+stderr.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ from rich.markup import escape
 BAR_WIDTH: Final = 30
 # Stored stamp and tag at the start of a line: joblogs.stamp() + " [tag] ".
 _LINE: Final = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \[([^\]\s]{1,32})\] ?")
+# The Python worker library's own diagnostics: stamped lines on the worker's stderr
+# (wrappers/python/jobvisor_worker/_stderr.py), the one stream of a protocol worker we
+# can tell apart.
+_WORKER_LIBRARY: Final = re.compile(
+    rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (jobvisor_worker: )"
+)
 # joblogs.write() indents the continuation lines of a multi-line message by four spaces.
 _CONTINUATION: Final = b"    "
 
@@ -237,6 +245,10 @@ def parse_log(data: bytes) -> Iterator[LogLine]:
             label = match.group(2).decode("ascii", "replace")
             text = raw[match.end() :].decode("utf-8", "replace")
             yield LogLine(match.group(1).decode("ascii"), label, text)
+        elif (library := _WORKER_LIBRARY.match(raw)) is not None:
+            label = "stderr"
+            text = raw[library.start(2) :].decode("utf-8", "replace")
+            yield LogLine(library.group(1).decode("ascii"), label, text)
         elif raw.startswith(_CONTINUATION) and label != "output":
             yield LogLine("", label, raw.decode("utf-8", "replace"))
         else:
