@@ -32,7 +32,14 @@ LOG_POLL: Final = 1.0
 # After its outcome, how long to wait for the supervisor's last notes (worker exited).
 TAIL_GRACE: Final = 10.0
 TERMINAL_EVENTS: Final = frozenset({"job.completed", "job.failed", "job.cancelled"})
-_END: Final = object()  # the stream thread is done (an error, or the stream ended)
+_END: Final = object()
+# What ``watch`` calls an event on a plain line.
+PLAIN_NAMES: Final = {
+    "job.external.spawned": "started",
+    "job.external.progress": "progress",
+    "job.external.log": "log",
+    "job.reconnected": "re-attached",
+}  # the stream thread is done (an error, or the stream ended)
 
 
 class EventFeed:
@@ -303,7 +310,9 @@ class Watch:
             return
         else:
             detail = f"{data.get('level')}: {data.get('message')}"
-        self._plain(event.name.removeprefix("job."), job_id, name, detail)
+        self._plain(
+            PLAIN_NAMES.get(event.name, event.name.removeprefix("job.")), job_id, name, detail
+        )
 
     def _plain(self, what: str, job_id: str, name: str, detail: str) -> None:
         if self.screen.live:

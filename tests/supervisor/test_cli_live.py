@@ -313,7 +313,7 @@ def test_watch_through_a_pipe_prints_one_line_per_event(transport, start, worker
     assert proc.returncode == 0, err
     assert "\x1b[" not in out
     assert re.search(rf"retrying +{second} +demo +attempt 1 failed: flaked", out), out
-    assert re.search(rf"external\.spawned +{second} +demo +attempt 2", out), out
+    assert re.search(rf"started +{second} +demo +attempt 2", out), out
     assert re.search(rf"completed +{first} +demo", out), out
     assert re.search(rf"completed +{second} +demo .*\(running 0 queued 0\)$", out, re.M), out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,11 @@ def test_demo_once_runs_every_example_job_to_completion(tmp_path):
     assert "jobvisor listening on http://127.0.0.1:8765" not in output
     assert '"thumbnails": [' in output and "owl.png@256" in output  # resize-images result
     assert '"rows": 1234' in output  # flaky-import completed after its retry
+    # The retry and the concurrency limit are seen as they happen (jobvisor watch):
+    assert re.search(r"retrying +[0-9a-f]{20} +flaky-import +attempt 1 failed", output), output
+    assert re.search(r"started +[0-9a-f]{20} +checksum .*\(running \d+ queued [1-9]\)", output)
+    assert re.search(r"dashboard beside this terminal .*: http://127\.0\.0\.1:\d+/\?token=", output)
+    assert "source " in output and "/.venv/bin/activate" in output  # how to get jobvisor on PATH
     assert "completed [##############################] 100.0%" in output  # --follow's bar
     table = [line for line in output.splitlines() if line.split()[1:3] == ["checksum", "completed"]]
     assert len(table) >= 5
