@@ -218,8 +218,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _shell_lib() -> int:
-    # Imported by name: setup.cfg maps this package to wrappers/shell (package_dir), a
-    # layout mypy cannot follow from here; it checks the package on its own.
+    # Imported by name: the package is wrappers/shell, reached through the symlink
+    # jobvisor_worker/shell (setup.cfg); mypy checks that folder on its own.
     shell = importlib.import_module("jobvisor_worker.shell")
     print(shell.library_path())
     return EXIT_OK

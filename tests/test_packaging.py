@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,7 +25,7 @@ def test_every_package_directory_is_listed_in_setup_cfg():
         for init in (ROOT / top).rglob("__init__.py"):
             found.add(".".join(init.parent.relative_to(ROOT).parts))
     found.add("jobvisor_worker")
-    found.add("jobvisor_worker.shell")  # wrappers/shell, mapped by package_dir
+    found.add("jobvisor_worker.shell")  # wrappers/shell, through the symlink shell/
     assert found == _listed_packages()
 
 
@@ -48,3 +50,19 @@ def test_console_script_and_worker_library_are_installed():
         cwd="/",
     )
     assert probe.returncode == 0, probe.stderr
+
+
+def test_an_editable_install_needs_no_import_hook():
+    """Every package is under one folder (``package_dir`` is ``= .``), so setuptools makes an
+    editable install a plain path entry, not its import-hook finder with its warning banner."""
+    editable = pytest.importorskip("setuptools.command.editable_wheel")
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    mapping = {}
+    for line in config["options"]["package_dir"].splitlines():
+        name, sep, folder = line.partition("=")
+        if sep:
+            mapping[name.strip()] = folder.strip()
+    assert mapping == {"": "."}
+    assert editable._simple_layout(sorted(_listed_packages()), mapping, str(ROOT))
+    assert (ROOT / "jobvisor_worker" / "shell" / "jobvisor-job.sh").is_file()

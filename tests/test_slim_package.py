@@ -160,6 +160,7 @@ def test_the_shell_library_ships_in_the_slim_wheel(slim):
         capture_output=True,
         text=True,
         env=_clean_env(),
+        cwd=slim.python.parent,  # not the checkout: -m would import its jobvisor_worker
     )
     path = Path(found.stdout.strip())
     assert path.name == "jobvisor-job.sh"
