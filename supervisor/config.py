@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import os
 import socket
 import sys
@@ -30,6 +31,9 @@ CONFIG_NAME: Final = "jobvisor.toml"
 MAX_UNIX_PATH: Final = 107
 # "/<instance>/<job id>.sock": 1 + 8 + 1 + 20 + 5
 SOCKET_NAME_ROOM: Final = 1 + 8 + 1 + 20 + 5
+
+DEFAULT_RETENTION: Final = 7 * 86400.0
+_AGE_UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -94,7 +98,16 @@ class ConfigModel(_Strict):
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     worker_give_up: PositiveFloat = 60.0
     worker_reconnect_interval: PositiveFloat = 2.0
+    # How long finished jobs and their logs are kept (docs/configuration.md): "7d",
+    # "12h", "30m", "90s" or seconds; 0 or "off" keeps them forever.
+    retention: str | NonNegativeFloat = "7d"
     jobs: dict[str, JobKindModel] = {}
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str | float) -> str | float:
+        parse_age(value)  # raises ValueError naming what is accepted
+        return value
 
     @field_validator("tcp_port_range")
     @classmethod
@@ -145,6 +158,9 @@ class Settings:
     # The longest pause between a disconnected worker's reconnection tries; sent to
     # the worker in ``welcome`` so that both sides use one schedule.
     worker_reconnect_interval: float = 2.0
+    # Seconds a finished job (and its log) is kept before the supervisor purges it;
+    # ``None``: kept forever (supervisor/retention.py).
+    retention: float | None = DEFAULT_RETENTION
     jobs: Mapping[str, JobKind] = field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -306,9 +322,34 @@ def _resolve(model: ConfigModel, base: Path, source: str) -> Settings:
         sqlite_synchronous=model.sqlite_synchronous,
         worker_give_up=model.worker_give_up,
         worker_reconnect_interval=model.worker_reconnect_interval,
+        retention=parse_age(model.retention),
         jobs=jobs,
         source=source,
     )
+
+
+def parse_age(value: str | float) -> float | None:
+    """An age such as ``"7d"``, ``"12h"``, ``"30m"``, ``"90s"``, ``"2w"`` or a number of
+    seconds, in seconds; ``0``, ``"0"`` and ``"off"`` are ``None`` (no limit)."""
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower()
+        if text in ("off", "0", ""):
+            return None
+        number, unit = text[:-1], _AGE_UNITS.get(text[-1:])
+        if unit is None:
+            number, unit = text, 1.0
+        try:
+            seconds = float(number) * unit
+        except ValueError:
+            raise ValueError(
+                f'expected an age such as "7d", "12h", "30m", "90s", a number of seconds, '
+                f'or "off"; got {value!r}'
+            ) from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"an age must be a finite number of seconds >= 0, got {value!r}")
+    return seconds or None
 
 
 def check_commands(settings: Settings) -> None:
