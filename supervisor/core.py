@@ -42,7 +42,7 @@ from supervisor.loop import Loop
 from supervisor.metrics import Counters, Metrics
 from supervisor.records import JobKind, JobRecord, new_job_id
 from supervisor.recovery import recover
-from supervisor.retention import Retention, active_step_jobs, protected, unlink_log
+from supervisor.retention import Retention, active_step_jobs, unlink_log
 from supervisor.runner import Runner
 from supervisor.statelock import StateLock
 from supervisor.states import ACTIVE, JobStatus
@@ -51,6 +51,7 @@ from supervisor.stores.base import (
     DeleteUnsupported,
     instance_store,
     managed_store,
+    managed_support_missing,
     require_instance_store,
 )
 from supervisor.table import JobTable
@@ -304,7 +305,10 @@ class Supervisor:
     def retry(self, job_id: str, max_attempts: int | None = None) -> JobRecord:
         """Queue a failed or cancelled job again, under the same id (docs/http-api.md,
         "Managing jobs"): its ``attempts`` go on counting (attempt numbers never repeat),
-        it may make ``max_attempts`` more (default: its kind's), and its log goes on."""
+        it may make ``max_attempts`` more (default: its kind's), and its log goes on.
+
+        Its last worker may still be exiting: the job is pending at once, and starts
+        once that process is gone (``Runner.winding_down``), as every retry does."""
         job = self.table.get(job_id)
         if job is None:
             job = self.store.get(job_id)
@@ -314,8 +318,6 @@ class Supervisor:
             raise NotRetryable(
                 f"job {job_id} is {job.status}; only a failed or cancelled job can be retried"
             )
-        if self.runner.has_attempt(job_id):
-            raise NotRetryable(f"job {job_id}: its last worker is still exiting; retry shortly")
         kind = self.kinds.get(job.name)
         if kind is None:
             raise NotRetryable(f"job {job_id}: no job kind named {job.name!r} is registered")
@@ -357,17 +359,24 @@ class Supervisor:
             raise JobNotFound(f"no job with id {job_id!r}")
         if job.active:
             raise JobActive(f"job {job_id} is {job.status}; cancel it first, then delete it")
-        if job_id in protected(self):
+        if self.table.get(job_id) is not None or self.runner.has_attempt(job_id):
+            # Its row would be written again by the commit that records the exit.
             raise JobActive(
-                f"job {job_id} is {job.status} but its worker is still exiting, or it is a "
-                "step of a workflow instance that is still active; try again later"
+                f"job {job_id} is {job.status} but its worker is still exiting "
+                f"(process_state {job.process_state}); try again in a moment"
+            )
+        if job_id in active_step_jobs(self):
+            raise JobActive(
+                f"job {job_id} is a step of a workflow instance that is still active; "
+                "delete it once the instance has finished"
             )
         managed = managed_store(self.store)
         if managed is None:
             cls = type(self.store)
+            missing = ", ".join(managed_support_missing(self.store))
             raise DeleteUnsupported(
                 f"the store {cls.__module__}:{cls.__qualname__} cannot delete jobs "
-                "(missing: delete_finished); see docs/persistence.md"
+                f"(missing: {missing}); see docs/persistence.md"
             )
         if not managed.delete_finished([job_id]):
             raise JobNotFound(f"no finished job with id {job_id!r} in the store")

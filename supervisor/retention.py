@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from supervisor import joblogs
-from supervisor.stores.base import ManagedStore, managed_store
+from supervisor.stores.base import ManagedStore, managed_store, managed_support_missing
 from supervisor.views import iso
 
 if TYPE_CHECKING:
@@ -103,10 +103,11 @@ class Retention:
         if self.max_age is not None and self.store is None:
             cls = type(sup.store)
             log.warning(
-                "retention is off: the store %s:%s cannot delete jobs (it lacks "
-                "finished_before/delete_finished; see docs/persistence.md)",
+                "retention is off: the store %s:%s cannot delete jobs (missing: %s; "
+                "see docs/persistence.md)",
                 cls.__module__,
                 cls.__qualname__,
+                ", ".join(managed_support_missing(sup.store)),
             )
 
     @property

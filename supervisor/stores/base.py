@@ -135,11 +135,16 @@ class ManagedStore(Store, Protocol):
 MANAGED_METHODS: Final = ("finished_before", "delete_finished", "tally_reopened", "settled_totals")
 
 
+def managed_support_missing(store: object) -> list[str]:
+    """The ``ManagedStore`` methods ``store`` lacks."""
+    return [m for m in MANAGED_METHODS if not callable(getattr(store, m, None))]
+
+
 def managed_store(store: Store) -> ManagedStore | None:
     """``store`` if it can delete and count finished jobs, else ``None``."""
-    if all(callable(getattr(store, m, None)) for m in MANAGED_METHODS):
-        return store  # type: ignore[return-value]  # checked above
-    return None
+    if managed_support_missing(store):
+        return None
+    return store  # type: ignore[return-value]  # checked above
 
 
 class DeleteUnsupported(StoreError):

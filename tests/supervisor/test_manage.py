@@ -95,7 +95,7 @@ def test_delete_removes_a_finished_job_and_its_log_then_404(start, worker, trans
     job_id = client.submit("demo", {"actions": [["log", "info", "hello"]]})
     sv.wait(job_id)
     log = log_path(sv.settings.log_dir, job_id)
-    wait_for(lambda: sv.call(lambda: sv.sup.table.get(job_id)) is None, message="job settled")
+    wait_for(lambda: client.get(job_id)["process_state"] == "exited", message="worker gone")
     assert log.exists()
 
     assert client.delete(job_id) == {"deleted": job_id, "status": "completed"}
@@ -136,7 +136,7 @@ def test_cli_retry_and_delete(start, worker, tmp_path):
     again = jobvisor("retry", job_id, sv=sv, cwd=tmp_path)
     assert again.returncode == 2 and "only a failed or cancelled job" in again.stderr
 
-    wait_for(lambda: sv.call(lambda: sv.sup.table.get(job_id)) is None, message="job settled")
+    wait_for(lambda: sv.job(job_id)["process_state"] == "exited", message="worker gone")
     gone = jobvisor("delete", job_id, sv=sv, cwd=tmp_path)
     assert (gone.returncode, gone.stdout) == (0, f"{job_id} deleted\n"), gone.stderr
     missing = jobvisor("delete", job_id, sv=sv, cwd=tmp_path)
