@@ -141,3 +141,30 @@ def test_cli_retry_and_delete(start, worker, tmp_path):
     assert (gone.returncode, gone.stdout) == (0, f"{job_id} deleted\n"), gone.stderr
     missing = jobvisor("delete", job_id, sv=sv, cwd=tmp_path)
     assert missing.returncode == 2 and "no job with id" in missing.stderr
+
+
+def test_retry_and_delete_refuse_a_step_job_of_an_active_workflow_instance(start, worker):
+    """A failed job that an active instance's step names is the workflow's to retry: a
+    manual retry or delete of it is a 409 saying so, and it stays failed."""
+    from supervisor.workflows.records import InstanceStatus, StepState, StepStatus
+    from tests.workflows.store_factories import make_instance
+
+    sv = start({"demo": worker(max_attempts=1)})
+    client = sv.client
+    job_id = client.submit("demo", {"actions": [["raise", "no"]]})
+    sv.wait(job_id)
+    wait_for(lambda: sv.job(job_id)["process_state"] == "exited", message="worker gone")
+    instance = make_instance(
+        status=InstanceStatus.RUNNING,
+        steps={"a": StepState(status=StepStatus.WAITING_RETRY, job_id=job_id)},
+    )
+    sv.call(lambda: sv.sup.instances.load(instance))
+    error = refused(lambda: client.retry(job_id))
+    assert error.status == 409 and "step of a workflow instance that is still active" in (
+        error.message
+    )
+    error = refused(lambda: client.delete(job_id))
+    assert error.status == 409 and "step of a workflow instance that is still active" in (
+        error.message
+    )
+    assert sv.job(job_id)["status"] == "failed"
