@@ -25,8 +25,8 @@ class Attempt:
     job: JobRecord
     kind: JobKind
     number: int
-    endpoint: Endpoint
-    token_hash: str
+    endpoint: Endpoint | None  # None for a plain job: its program never connects
+    token_hash: str  # "" for a plain job
     proc: ProcessHandle | None = None  # None only until the worker is spawned
     listener: JobListener[Attempt] | None = None
     conn: WorkerConn[Attempt] | None = None  # the welcomed connection, if any

@@ -16,6 +16,7 @@ cannot be opened or written).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -115,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("id")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until it ends")
 
+    command("shell-lib", "print the path of jobvisor-job.sh, the bash worker library")
+
     flow = command("workflow", "start, show and list workflow instances")
     flow_sub = flow.add_subparsers(dest="workflow_command", metavar="SUBCOMMAND", required=True)
     flow_start = flow_sub.add_parser("start", help="start an instance", parents=after)
@@ -142,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "shell-lib":
+            return _shell_lib()
         client = _client(args)
         code = int(COMMANDS[args.command](client, args))
         sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
@@ -194,6 +199,14 @@ def _serve(args: argparse.Namespace) -> int:
     if args.http is not None:
         settings = override_http(settings, args.http)
     return run(settings)
+
+
+def _shell_lib() -> int:
+    # Imported by name: setup.cfg maps this package to wrappers/shell (package_dir), a
+    # layout mypy cannot follow from here; it checks the package on its own.
+    shell = importlib.import_module("jobvisor_worker.shell")
+    print(shell.library_path())
+    return EXIT_OK
 
 
 def _parse_json(text: str, option: str = "--data") -> Any:

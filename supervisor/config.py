@@ -21,7 +21,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from supervisor.errors import ConfigError
 from supervisor.records import DEFAULT_MAX_ATTEMPTS, JobKind
@@ -45,6 +52,9 @@ class _Strict(BaseModel):
 
 class JobKindModel(_Strict):
     command: Annotated[str, Field(min_length=1)]
+    # "none": a plain program that knows nothing of the protocol (docs/worker-plain.md).
+    # Declared before heartbeat_timeout, whose check reads it.
+    protocol: Literal["jobvisor", "none"] = "jobvisor"
     args: list[str] = []
     cwd: str | None = None
     env: dict[str, str] = {}
@@ -55,6 +65,16 @@ class JobKindModel(_Strict):
     retry_delay: NonNegativeFloat = 1.0
     retry_backoff: Annotated[float, Field(ge=1)] = 2.0
     retry_max_delay: NonNegativeFloat = 300.0
+
+    @field_validator("heartbeat_timeout")
+    @classmethod
+    def _plain_has_no_heartbeat(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("protocol") == "none":
+            raise ValueError(
+                'does not apply to protocol = "none": a plain program sends no heartbeats, '
+                "its liveness is its process (bound it with timeout)"
+            )
+        return value
 
     @field_validator("env")
     @classmethod
@@ -291,6 +311,7 @@ def _resolve(model: ConfigModel, base: Path, source: str) -> Settings:
             retry_delay=kind.retry_delay,
             retry_backoff=kind.retry_backoff,
             retry_max_delay=kind.retry_max_delay,
+            protocol=kind.protocol,
         )
 
     store = model.store if model.persist else "memory"

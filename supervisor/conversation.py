@@ -193,11 +193,12 @@ class Conversation:
         )
         if attempt.outcome == "cancelled":
             conn.send(Cancel(reason=attempt.kill_reason))
-        if attempt.endpoint.path is not None and attempt.listener is not None:
+        path = attempt.endpoint.path if attempt.endpoint is not None else None
+        if path is not None and attempt.listener is not None:
             # One fd per connected job instead of two; re-opened if the connection drops.
             attempt.listener.close()
             attempt.listener = None
-            remove_socket_file(attempt.endpoint.path)
+            remove_socket_file(path)
         return attempt
 
     def _dispatch(self, attempt: Attempt, conn: WorkerConn, message: Message) -> None:
@@ -292,5 +293,5 @@ class Conversation:
             return
         if attempt.job.process_state is ProcessState.RUNNING:
             self.table.set_process_state(attempt.job, ProcessState.RECONNECTING)
-        if attempt.listener is None and attempt.endpoint.path is not None:
+        if attempt.listener is None and attempt.endpoint and attempt.endpoint.path is not None:
             self.runner.reopen_listener(attempt)

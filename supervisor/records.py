@@ -81,6 +81,13 @@ class JobKind:
     retry_delay: float = 1.0  # backoff before the 2nd attempt
     retry_backoff: float = 2.0  # multiplier per further attempt
     retry_max_delay: float = 300.0
+    # "jobvisor": the worker speaks the protocol; "none": a plain program, whose outcome
+    # is its exit (supervisor.plainjobs, docs/worker-plain.md).
+    protocol: str = "jobvisor"
+
+    @property
+    def plain(self) -> bool:
+        return self.protocol == "none"
 
     @property
     def heartbeat_interval(self) -> float:

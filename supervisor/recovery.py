@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from supervisor import plainjobs
 from supervisor.attempts import Attempt, reconnect_window
 from supervisor.endpoints import clean_stale_sockets
 from supervisor.procs import ProcessHandle
@@ -60,8 +61,9 @@ def recover(runner: Runner, running: list[JobRecord], finished: list[JobRecord])
         _recover_running(runner, job, adopt)
     for job in finished:
         _recover_finished(runner, job, adopt)
+    plainjobs.sweep(runner.settings.state_dir, {job.id for job in running} | set(runner.attempts))
     if runner.settings.transport == "unix":
-        keep = [a.endpoint.path for a in runner.attempts.values() if a.endpoint.path]
+        keep = [a.endpoint.path for a in runner.attempts.values() if a.endpoint and a.endpoint.path]
         for path in clean_stale_sockets(runner.settings.job_socket_dir, keep):
             log.info("removed stale socket %s", path)
 
@@ -99,17 +101,34 @@ def _recover_running(runner: Runner, job: JobRecord, adopt: _Adopter) -> None:
     age = silence(sup.clock, job)
     window = runner.give_up_window()
     has_endpoint = job.socket_path is not None or job.tcp_port is not None
+    # A plain job's attempt has neither endpoint nor token (supervisor.plainjobs).
+    plain = job.token_hash is None and not has_endpoint
     reason: str | None = None
     if kind is None:
         reason = f"no job kind named {job.name!r} is configured any more"
-    elif job.token_hash is None or not has_endpoint:
+    elif kind.plain and not plain:
+        reason = 'its job kind was changed to protocol = "none" while it ran'
+    elif not kind.plain and (job.token_hash is None or not has_endpoint):
         reason = "the stored attempt has no endpoint or token"
     elif job.pid is not None and proc is None:
         reason = f"worker process {job.pid} is gone"
     elif proc is None:
         reason = "its worker never started (the supervisor stopped while starting it)"
-    elif age >= window:
+    elif age >= window and not plain:  # a plain program is never heard from: it lives
         reason = f"last heard from {age:.0f} s ago, beyond the workers' {window:g} s give-up window"
+    if plain and kind is not None and kind.plain:
+        if reason is None:
+            assert proc is not None
+            _readopt_plain(runner, runner.adopt(job, kind, proc))
+            return
+        # It ended while no supervisor ran (its PID perhaps never committed: a wrapper
+        # that wrote its exit file did start).
+        state_dir = runner.settings.state_dir
+        if proc is None and (
+            job.pid is not None or plainjobs.has_report(state_dir, job.id, job.attempts)
+        ):
+            _plain_ended(runner, job)
+            return
     if reason is None:
         assert kind is not None and proc is not None
         attempt = runner.adopt(job, kind, proc)
@@ -126,6 +145,31 @@ def _recover_running(runner: Runner, job: JobRecord, adopt: _Adopter) -> None:
         _lose(runner, attempt, reason)
         return
     _declare_lost(runner, job, kind, proc, reason)
+
+
+def _readopt_plain(runner: Runner, attempt: Attempt) -> None:
+    """A plain program's wrapper is alive: it carries on, and its ``exit.json`` will say
+    how the program ended; nothing to wait for but its exit, no window to lose it in."""
+    job = attempt.job
+    if job.process_state is not ProcessState.RUNNING:  # found by its environment
+        runner.table.set_process_state(job, ProcessState.RUNNING)
+    runner.arm_timeout(attempt)  # the job's timeout counts from its start, not ours
+    runner.log_line(job, f"supervisor restarted: re-adopted the program's wrapper {job.pid}")
+
+
+def _plain_ended(runner: Runner, job: JobRecord) -> None:
+    """A plain program's wrapper exited while no supervisor ran: its ``exit.json`` still
+    says how the program ended (or, if the wrapper was killed, that nobody knows)."""
+    if job.process_state is not ProcessState.EXITED:
+        runner.table.set_process_state(job, ProcessState.EXITED)
+    pid = "" if job.pid is None else f" {job.pid}"
+    runner.log_line(job, f"supervisor restarted: the program's wrapper{pid} has exited")
+    if runner.plain_outcome(job, job.attempts, None) == "failed":
+        # Killed itself, it may have left the program running: a retry must not run
+        # beside it (for a wrapper we watch, the runner's group kill does this).
+        killed = plainjobs.stop_leftovers(job)
+        if killed:
+            runner.log_line(job, f"stopped {killed} process(es) the program left running")
 
 
 def _declare_lost(
@@ -183,9 +227,7 @@ def _arm_orphan_window(runner: Runner, attempt: Attempt) -> None:
 
 def _recover_finished(runner: Runner, job: JobRecord, adopt: _Adopter) -> None:
     """A finished job whose worker may still wait for its ack (see module docstring)."""
-    if job.process_state in (None, ProcessState.EXITED) or job.token_hash is None:
-        return
-    if job.socket_path is None and job.tcp_port is None:
+    if job.process_state in (None, ProcessState.EXITED):
         return
     proc = adopt(job.pid, job.pid_start_time) if job.pid is not None else None
     if proc is None:
@@ -193,6 +235,7 @@ def _recover_finished(runner: Runner, job: JobRecord, adopt: _Adopter) -> None:
         return
     attempt = runner.adopt(job, runner.sup.kinds.get(job.name) or _stub_kind(runner, job), proc)
     attempt.outcome = job.status.value
+    # No listener: nothing will come back for an ack (a plain program never does).
     if job.status is JobStatus.CANCELLED or attempt.listener is None:
         runner.stop(attempt, f"job is {job.status}", "linger")
     else:

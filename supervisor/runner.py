@@ -29,6 +29,7 @@ import os
 import secrets
 import signal
 import socket
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Container
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from protocol import (
     Cancel,
 )
-from supervisor import faults, joblogs
+from supervisor import faults, joblogs, plainjobs
 from supervisor.attempts import Attempt, hash_token, reconnect_window
 from supervisor.channels import JobListener
 from supervisor.conversation import Conversation
@@ -128,7 +129,7 @@ class Runner:
 
     def reopen_listener(self, attempt: Attempt) -> None:
         """The worker's connection dropped: listen again where it will reconnect."""
-        assert attempt.endpoint.path is not None
+        assert attempt.endpoint is not None and attempt.endpoint.path is not None
         try:
             attempt.listener = self.listener(attempt.job_id, listen_unix(attempt.endpoint.path))
         except OSError as exc:
@@ -160,19 +161,25 @@ class Runner:
         ready: list[tuple[Attempt, str]] = []
         for job in jobs:
             kind = self.sup.kinds[job.name]
-            token = secrets.token_urlsafe(32)
             number = job.attempts + 1
-            try:
-                endpoint, sock = self._open_endpoint(job)
-            except (OSError, ReservationError) as exc:
-                self.table.set_status(job, JobStatus.RUNNING, attempts=number)
-                self.sup.attempt_failed(
-                    job,
-                    {"message": f"cannot open a socket for the worker: {exc}", "reason": "socket"},
-                )
-                continue
+            endpoint: Endpoint | None = None
+            token = token_hash = ""  # a plain program has neither endpoint nor token
+            if not kind.plain:
+                token = secrets.token_urlsafe(32)
+                try:
+                    endpoint, sock = self._open_endpoint(job)
+                except (OSError, ReservationError) as exc:
+                    self.table.set_status(job, JobStatus.RUNNING, attempts=number)
+                    self.sup.attempt_failed(
+                        job,
+                        {
+                            "message": f"cannot open a socket for the worker: {exc}",
+                            "reason": "socket",
+                        },
+                    )
+                    continue
+                token_hash = hash_token(token)
             wall = self.sup.clock.wall()
-            token_hash = hash_token(token)
             self.table.set_status(
                 job,
                 JobStatus.RUNNING,
@@ -180,9 +187,9 @@ class Runner:
                 started_at=wall,
                 finished_at=None,
                 run_at=None,
-                socket_path=endpoint.path,
-                tcp_port=endpoint.port,
-                token_hash=token_hash,
+                socket_path=endpoint.path if endpoint else None,
+                tcp_port=endpoint.port if endpoint else None,
+                token_hash=token_hash or None,
                 last_heartbeat=wall,
                 heartbeat_boottime=self.sup.clock.boottime(),
                 boot_id=self.sup.clock.boot_id,
@@ -193,7 +200,8 @@ class Runner:
             self.table.set_process_state(job, ProcessState.SPAWNING, pid=None, pid_start_time=None)
             self.sup.metrics.started(job, wall)
             attempt = Attempt(job, kind, number, endpoint, token_hash)
-            attempt.listener = self.listener(job.id, sock)
+            if endpoint is not None:
+                attempt.listener = self.listener(job.id, sock)
             attempt.last_seen = self.sup.clock.monotonic()
             self._add(attempt)
             ready.append((attempt, token))
@@ -236,22 +244,28 @@ class Runner:
     def _spawn(self, attempt: Attempt, token: str) -> None:
         job, kind = attempt.job, attempt.kind
         env = dict(os.environ)
+        env["JOBVISOR_PYTHON"] = sys.executable  # jobvisor-job.sh's helper (a kind may override)
         env.update(kind.env)
-        env.update(
-            JOBVISOR_SOCKET=attempt.endpoint.address,
-            JOBVISOR_JOB_ID=job.id,
-            JOBVISOR_TOKEN=token,
-            JOBVISOR_HEARTBEAT_INTERVAL=f"{kind.heartbeat_interval:g}",
-        )
-        argv = [kind.command, *kind.args]
+        program = argv = [kind.command, *kind.args]
+        path = joblogs.log_path(self.settings.log_dir, job.id)
+        if attempt.endpoint is not None:
+            env.update(
+                JOBVISOR_SOCKET=attempt.endpoint.address,
+                JOBVISOR_JOB_ID=job.id,
+                JOBVISOR_TOKEN=token,
+                JOBVISOR_HEARTBEAT_INTERVAL=f"{kind.heartbeat_interval:g}",
+            )
         source = self.sources.get(kind.name)
         try:
+            if kind.plain:  # run under the wrapper that records its exit (plainjobs)
+                folder = plainjobs.prepare(self.settings.state_dir, job, attempt.number)
+                env = plainjobs.environment(env, job, attempt.number, folder)
+                argv = plainjobs.shim_argv(kind, folder, path)
             # One descriptor for our line and the worker's stdout/stderr: this runs on the
             # loop for every job, and opening the file is the costly part.
-            path = joblogs.log_path(self.settings.log_dir, job.id)
             log_fd = joblogs.open_log(path)
             try:
-                starting = f"attempt {attempt.number}/{job.max_attempts}: starting {argv!r}"
+                starting = f"attempt {attempt.number}/{job.max_attempts}: starting {program!r}"
                 joblogs.write(log_fd, self.sup.clock.wall(), "jobvisor", starting)
                 began = time.perf_counter()
                 if source is None:
@@ -261,8 +275,9 @@ class Runner:
                 self.sup.metrics.spawn_latency.observe(kind.name, time.perf_counter() - began)
             finally:
                 os.close(log_fd)
-        except OSError as exc:
-            message = f"cannot start worker {kind.command!r}: {exc.strerror or exc}"
+        except (OSError, ValueError) as exc:
+            strerror = exc.strerror if isinstance(exc, OSError) else None
+            message = f"cannot start worker {kind.command!r}: {strerror or exc}"
             self.log_line(job, message)
             self.sup.attempt_failed(job, {"message": message, "reason": "spawn"})
             attempt.outcome = "failed"
@@ -271,11 +286,14 @@ class Runner:
         faults.reached("spawn")
         attempt.proc = proc
         self.table.update(job, pid=proc.pid, pid_start_time=proc.start_time)
+        if kind.plain:  # nothing to wait for: running is all it will ever say
+            self.table.set_process_state(job, ProcessState.RUNNING)
         self._watch_process(attempt)
         self.arm_watchdog(attempt)
         self.arm_timeout(attempt)
         self.counters.spawned += 1
-        self.sup.emit("job.external.spawned", job, pid=proc.pid, socket=attempt.endpoint.address)
+        address = attempt.endpoint.address if attempt.endpoint is not None else None
+        self.sup.emit("job.external.spawned", job, pid=proc.pid, socket=address)
 
     def _watch_process(self, attempt: Attempt) -> None:
         """Notice the exit of the attempt's process: one pidfd per process, however many
@@ -339,6 +357,8 @@ class Runner:
         )
 
     def arm_watchdog(self, attempt: Attempt) -> None:
+        if attempt.kind.plain:  # its liveness is its process, watched by pidfd
+            return
         timeout = self._hello_window(attempt)
         if timeout is None:
             timeout = attempt.kind.heartbeat_timeout * (2 if attempt.stale else 1)
@@ -439,6 +459,10 @@ class Runner:
             if last_words:
                 self.conversation.on_worker_messages(conn, last_words)
         job = attempt.job
+        running = attempt.outcome is None and job.status is JobStatus.RUNNING
+        if running and attempt.kind.plain and attempt.kill_reason is None:
+            # Its exit file decides; a stop we started decides below, as for every worker.
+            attempt.outcome = self.plain_outcome(job, attempt.number, proc.returncode)
         if attempt.outcome is None and job.status is JobStatus.RUNNING:
             code = proc.returncode
             if attempt.kill_reason is not None:
@@ -456,6 +480,24 @@ class Runner:
             source.forget(proc)
         self.log_line(job, f"attempt {attempt.number}: worker {describe_exit(proc.returncode)}")
         self._end(attempt)
+
+    def plain_outcome(self, job: JobRecord, number: int, returncode: int | None) -> str:
+        """A plain program's wrapper has exited (``returncode``: ``None`` unless we spawned
+        it): record what its ``exit.json`` says (``plainjobs.judge``); the outcome."""
+        folder = plainjobs.attempt_folder(self.settings.state_dir, job.id, number)
+        verdict = plainjobs.judge(folder, returncode)
+        if verdict.note is not None:
+            self.log_line(job, verdict.note)
+        if verdict.completed:
+            self.sup.attempt_completed(job, verdict.result)
+            self.log_line(job, f"attempt {number} completed")
+        else:
+            assert verdict.error is not None
+            self.sup.attempt_failed(job, verdict.error)
+            self.log_line(job, f"attempt {number} failed: {verdict.error['message']}")
+        # Its files go once the outcome is committed: a crash before that finds them.
+        self.loop.after_commit(lambda: plainjobs.discard(self.settings.state_dir, job.id, number))
+        return "completed" if verdict.completed else "failed"
 
     def hand_back(self, attempt: Attempt) -> bool:
         """The worker hung up after its outcome was acked: if its process source reuses
@@ -517,6 +559,8 @@ class Runner:
     def _release(self, attempt: Attempt) -> None:
         """Close the attempt's sockets and pidfd; free its endpoint."""
         self._close(attempt, "attempt ended")
+        if attempt.endpoint is None:  # plain (its files go with its outcome's commit)
+            return
         if attempt.endpoint.path is not None:
             remove_socket_file(attempt.endpoint.path)
         self.reservations.release(attempt.endpoint, attempt.job_id)
@@ -546,17 +590,20 @@ class Runner:
         self._recover(self, running, finished)
 
     def adopt(self, job: JobRecord, kind: JobKind, proc: ProcessHandle) -> Attempt:
-        """Re-attach an attempt that a previous supervisor started (see ``recovery``)."""
-        assert job.token_hash is not None
-        endpoint = (
-            Endpoint(path=job.socket_path)
-            if job.socket_path is not None
-            else Endpoint(port=job.tcp_port)
-        )
-        self.reservations.reserve(endpoint, job.id)
-        attempt = Attempt(job, kind, job.attempts, endpoint, job.token_hash, proc=proc)
+        """Re-attach an attempt that a previous supervisor started (see ``recovery``);
+        a plain job's (no stored endpoint) gets no listener."""
+        endpoint: Endpoint | None = None
+        if job.socket_path is not None:
+            endpoint = Endpoint(path=job.socket_path)
+        elif job.tcp_port is not None:
+            endpoint = Endpoint(port=job.tcp_port)
+        attempt = Attempt(job, kind, job.attempts, endpoint, job.token_hash or "", proc=proc)
         attempt.last_seen = self.sup.clock.monotonic()
         self._add(attempt)
+        if endpoint is None:
+            self._watch_process(attempt)
+            return attempt
+        self.reservations.reserve(endpoint, job.id)
         try:
             sock = (
                 listen_unix(endpoint.path)

@@ -23,6 +23,7 @@ def test_every_package_directory_is_listed_in_setup_cfg():
         for init in (ROOT / top).rglob("__init__.py"):
             found.add(".".join(init.parent.relative_to(ROOT).parts))
     found.add("jobvisor_worker")
+    found.add("jobvisor_worker.shell")  # wrappers/shell, mapped by package_dir
     assert found == _listed_packages()
 
 

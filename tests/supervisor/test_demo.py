@@ -16,11 +16,10 @@ def test_demo_once_runs_every_example_job_to_completion(tmp_path):
     complete, exit 0."""
     # A copy of examples/: the demo's state goes to the copy, never to the user's
     # examples/.jobvisor (where a demo of theirs may be running right now).
+    # All of it: every kind in the config must find its program.
     demo = tmp_path / "examples"
-    demo.mkdir()
-    shutil.copy(ROOT / "examples" / "jobvisor.toml", demo)
-    shutil.copytree(ROOT / "examples" / "workers", demo / "workers")
-    shutil.copytree(ROOT / "examples" / "workflows", demo / "workflows")
+    ignore = shutil.ignore_patterns(".jobvisor", "__pycache__")
+    shutil.copytree(ROOT / "examples", demo, ignore=ignore)
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBVISOR_")}
     env["JOBVISOR_DEMO_HTTP"] = "127.0.0.1:0"  # an ephemeral port: never clash with 8765
     env["JOBVISOR_DEMO_DIR"] = str(demo)

@@ -127,7 +127,8 @@ def test_ack_of_the_other_outcome_is_ignored(fake, spawn):
 
 
 def test_cancel_sets_flag_and_runs_callbacks(fake, spawn, tmp_path: Path):
-    """A cancel sets job.cancelled and calls on_cancel callbacks; a raising one is logged."""
+    """With interrupts off, a cancel sets job.cancelled and calls on_cancel callbacks; a
+    raising one is logged."""
     marker = tmp_path / "cancelled"
     fake.auto_ack = True
     fake.data = {
@@ -140,7 +141,7 @@ def test_cancel_sets_flag_and_runs_callbacks(fake, spawn, tmp_path: Path):
             ["return_cancel"],
         ]
     }
-    worker = spawn(fake)
+    worker = spawn(fake, options={"interrupt_on_cancel": False})
     fake.wait_for((tmp_path / "ready").exists, what="the worker to register callbacks")
     fake.send_cancel("user asked")
     assert worker.wait() == 0

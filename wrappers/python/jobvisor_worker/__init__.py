@@ -36,6 +36,10 @@ Exit codes (the library writes one line to stderr, the job's log file, before ea
 * 77 -- the supervisor refused the job: ``bad_token``, ``unknown_job``, ``wrong_job``,
   ``job_not_running`` or ``unsupported_version``.
 
+A cancel raises ``JobCancelled`` (a ``BaseException``) in the job function when it runs
+on the main thread (``run_job(..., interrupt_on_cancel=False)`` opts out: poll
+``job.cancelled``); ``_interrupt.py`` says how blocking calls are interrupted too.
+
 For 75 and 77 a worker that leads its process group (as the supervisor starts it) first
 SIGKILLs every other process of its group, so that no part of the job runs beside a retry.
 """
@@ -54,6 +58,7 @@ from jobvisor_worker._session import FATAL_CODES, Session, SessionState
 from jobvisor_worker._terminate import EXIT_REFUSED, EXIT_UNREACHABLE
 from jobvisor_worker.errors import (
     ConfigurationError,
+    JobCancelled,
     JobClosed,
     OutcomeAlreadyReported,
     SessionStateError,
@@ -73,6 +78,7 @@ __all__ = [
     "ConnectOptions",
     "Event",
     "Job",
+    "JobCancelled",
     "JobClosed",
     "OutcomeAlreadyReported",
     "ProtocolViolation",

@@ -42,6 +42,7 @@ class ConnectOptions(TypedDict, total=False):
     max_reconnect_attempts: int
     max_buffered_logs: int
     fast_reconnect_window: float
+    pid: int
     env: Mapping[str, str]
 
 
@@ -59,6 +60,9 @@ class Options:
     max_reconnect_attempts: int
     max_buffered_logs: int
     fast_reconnect_window: float
+    # The pid ``hello`` announces: None is this process (os.getpid() at each hello). A
+    # helper speaking for another process (the shell library's) names that process.
+    pid: int | None = None
 
     @property
     def give_up_after(self) -> float:
@@ -104,6 +108,7 @@ def resolve_options(options: ConnectOptions) -> Options:
             "fast_reconnect_window",
             options.get("fast_reconnect_window", DEFAULT_FAST_RECONNECT_WINDOW),
         ),
+        pid=_positive_int("pid", options["pid"]) if "pid" in options else None,
     )
 
 

@@ -9,12 +9,14 @@ worker that exits earlier could lose its result to a supervisor restart.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Unpack
 
 from jobvisor_worker._events import Acked, CancelRequested, Event, Welcomed
+from jobvisor_worker._interrupt import Interrupter
 from jobvisor_worker._options import ConnectOptions, Options, resolve_options
 from jobvisor_worker._session import Session
 from jobvisor_worker._stderr import say
@@ -47,6 +49,7 @@ class Job:
             heartbeat_interval=options.heartbeat_interval,
             heartbeat_interval_fixed=options.heartbeat_interval_fixed,
             max_buffered_logs=options.max_buffered_logs,
+            pid=options.pid,
         )
         self._transport = Transport(self._session, options, self._cond, self._handle_event)
         self._closed = False
@@ -54,6 +57,7 @@ class Job:
         self._data: Any = None
         self._attempt = 0
         self._cancel_callbacks: list[CancelCallback] = []
+        self._interrupter = Interrupter()
         self.cancel_event = threading.Event()
         """Set when the supervisor asked the job to stop."""
 
@@ -167,6 +171,19 @@ class Job:
         if already:
             _run_callbacks([callback])
 
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[bool]:
+        """Raise ``JobCancelled`` in the body when the supervisor cancels the job.
+
+        The body runs on the main thread; a cancel interrupts it wherever it is, blocking
+        calls included (``time.sleep``, ``socket.recv``, ``subprocess.run``), once. A cancel
+        that came before the body starts raises at once. Yields False (nothing will be
+        interrupted; watch ``job.cancelled``) off the main thread. ``run_job`` wraps the
+        job function in this unless ``interrupt_on_cancel=False``.
+        """
+        with self._interrupter.armed() as armed:
+            yield armed
+
     # --- lifecycle --------------------------------------------------------------------
 
     def close(self) -> None:
@@ -208,6 +225,7 @@ class Job:
             self._cond.notify_all()
         elif isinstance(event, CancelRequested) and not self.cancel_event.is_set():
             self.cancel_event.set()
+            self._interrupter.interrupt(event.reason)
             callbacks, self._cancel_callbacks = self._cancel_callbacks, []
             if callbacks:
                 threading.Thread(
