@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from protocol import limits, pack
+from protocol.framing import DEFAULT_MAX_FRAME
 from supervisor import joblogs
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Settings, check_commands
@@ -63,7 +64,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_DATA_BYTES = 1 << 20
+# A job's data reaches its worker inside ``welcome``, whose frame a worker library refuses
+# over ``DEFAULT_MAX_FRAME`` (1 MiB): the data keeps room for the welcome's other fields (a
+# job id, a kind name of at most 200 characters, five numbers), so accepted data always fits.
+WELCOME_HEADROOM = 4096
+MAX_DATA_BYTES = DEFAULT_MAX_FRAME - WELCOME_HEADROOM
 
 
 def _check_data(data: Any) -> None:
