@@ -109,12 +109,10 @@ class Counters:
     retried: int = 0
     cancelled: int = 0
     commits: int = 0  # store write transactions from this supervisor
-    # SSE clients dropped because they stopped reading (their buffer overflowed):
-    # bumped by the /events stream (docs/http-api.md).
-    sse_clients_dropped: int = 0
+    sse_clients_dropped: int = 0  # event streams closed because their client fell behind
 
 
-_HELP: Final = {
+_HELP = {
     "worker_messages": "Messages decoded from workers.",
     "worker_bytes": "Bytes read from worker sockets.",
     "worker_connections": "Connections accepted on job sockets.",
@@ -127,7 +125,7 @@ _HELP: Final = {
     "retried": "Failed attempts that were scheduled for a retry.",
     "cancelled": "Jobs cancelled.",
     "commits": "Store write transactions.",
-    "sse_clients_dropped": "Server-Sent Events clients dropped for not reading.",
+    "sse_clients_dropped": "Event streams closed because their client fell too far behind.",
 }
 
 
