@@ -181,3 +181,28 @@ def test_a_custom_store_without_delete_runs_with_retention_off_and_one_warning(
     with pytest.raises(ClientError) as info:
         sv.client.delete(job_id)
     assert info.value.status == 501 and "cannot delete jobs (missing: " in info.value.message
+
+
+def test_a_backlog_is_purged_in_batches_with_the_loop_free_between_them(clocked):
+    """BATCH + 5 old rows: the first sweep deletes one batch and re-arms soon; the rest go
+    at the next tick, and the supervisor answers requests in between."""
+    from supervisor.states import JobStatus
+    from tests.supervisor.unit.factories import make_job
+
+    sv, clock = clocked()
+    old = clock.wall() - 3 * DAY
+    rows = [
+        make_job(name="demo", status=JobStatus.COMPLETED, created_at=old, finished_at=old + i)
+        for i in range(BATCH + 5)
+    ]
+    sv.call(lambda: sv.sup.store.write(rows))
+
+    def left() -> int:
+        return sum(1 for row in rows if sv.sup.store.get(row.id) is not None)
+
+    sv.call(lambda: clock.advance(0.3))  # the first tick (armed 0.25 s after start)
+    wait_for(lambda: sv.call(left) == 5, message="one batch purged")
+    assert sv.client.health()["status"] == "ok"  # served between batches
+    sv.call(lambda: clock.advance(0.3))  # the catch-up tick
+    wait_for(lambda: sv.call(left) == 0, message="the rest purged")
+    assert [e.data["count"] for e in sv.events if e.name == "jobs.purged"] == [BATCH, 5]
