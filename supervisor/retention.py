@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from supervisor import joblogs
+from supervisor.errors import StoreError
 from supervisor.stores.base import ManagedStore, managed_store, managed_support_missing
 from supervisor.views import iso
 
@@ -120,7 +121,14 @@ class Retention:
             self.sup.loop.call_later(TIMER, CATCH_UP_INTERVAL, self._tick)
 
     def _tick(self) -> None:
-        full = self.sweep() >= BATCH
+        try:
+            full = self.sweep() >= BATCH
+        except StoreError as exc:
+            # Purging is housekeeping: a store that cannot read or delete now is tried
+            # again later. (If it cannot commit either, the next commit stops the
+            # supervisor, as it must; a delete promised nothing to anybody.)
+            log.error("retention: %s; trying again in %g s", exc, IDLE_INTERVAL)
+            full = False
         self.sup.loop.call_later(TIMER, CATCH_UP_INTERVAL if full else IDLE_INTERVAL, self._tick)
 
     def sweep(self) -> int:

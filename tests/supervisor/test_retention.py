@@ -12,7 +12,7 @@ import pytest
 from supervisor.client import ClientError
 from supervisor.clock import ManualClock
 from supervisor.joblogs import log_path
-from supervisor.retention import BATCH
+from supervisor.retention import BATCH, IDLE_INTERVAL, TIMER
 from supervisor.stores import MemoryStore, SqliteStore
 from supervisor.testing import SupervisorThread, make_settings, wait_for
 from supervisor.workflows.records import InstanceStatus, StepState, StepStatus
@@ -206,3 +206,36 @@ def test_a_backlog_is_purged_in_batches_with_the_loop_free_between_them(clocked)
     sv.call(lambda: clock.advance(0.3))  # the catch-up tick
     wait_for(lambda: sv.call(left) == 0, message="the rest purged")
     assert [e.data["count"] for e in sv.events if e.name == "jobs.purged"] == [BATCH, 5]
+
+
+def test_a_store_failing_to_purge_is_logged_and_the_supervisor_carries_on(clocked, caplog):
+    """A store that cannot read or delete for retention: an error is logged, the next
+    sweep is armed, and a DELETE gets 503 store_error; the supervisor runs jobs on."""
+    from supervisor.errors import StoreError
+
+    sv, clock = clocked()
+    job_id = sv.client.submit("demo", {"actions": []})
+    sv.wait(job_id)
+    wait_for(lambda: sv.job(job_id)["process_state"] == "exited", message="worker gone")
+
+    def broken(*args):
+        raise StoreError("SQLite store x: delete failed: disk I/O error")
+
+    def break_store() -> None:
+        sv.sup.store.finished_before = broken
+        sv.sup.store.delete_finished = broken
+        clock.advance(2 * DAY)
+
+    with caplog.at_level(logging.ERROR, logger="supervisor.retention"):
+        sv.call(break_store)
+        wait_for(
+            lambda: any("retention: SQLite store x" in r.getMessage() for r in caplog.records),
+            message="the error logged",
+        )
+    next_sweep = sv.call(lambda: sv.sup.loop.timers.deadline(TIMER) - clock.monotonic())
+    assert next_sweep == pytest.approx(IDLE_INTERVAL)  # tried again later, not given up
+    with pytest.raises(ClientError) as info:
+        sv.client.delete(job_id)
+    assert (info.value.status, info.value.code) == (503, "store_error")
+    assert exists(sv, job_id)
+    assert sv.wait(sv.client.submit("demo", {"actions": []}))["status"] == "completed"
