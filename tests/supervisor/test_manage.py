@@ -168,3 +168,18 @@ def test_retry_and_delete_refuse_a_step_job_of_an_active_workflow_instance(start
         error.message
     )
     assert sv.job(job_id)["status"] == "failed"
+
+
+def test_the_embedded_api_retries_and_deletes(start, worker):
+    """SupervisorThread.retry and .delete do in-process what the HTTP routes do."""
+    from supervisor.errors import JobNotFound
+
+    sv = start({"demo": worker(max_attempts=1)}, http="")
+    job_id = sv.enqueue("demo", FAIL_FIRST)
+    sv.wait(job_id)
+    assert sv.retry(job_id)["status"] == "pending"
+    assert sv.wait(job_id)["status"] == "completed"
+    wait_for(lambda: sv.job(job_id)["process_state"] == "exited", message="worker gone")
+    sv.delete(job_id)
+    with pytest.raises(JobNotFound):
+        sv.delete(job_id)
