@@ -1,0 +1,373 @@
+// The dashboard's state and wiring (docs/dashboard.md).
+//
+// Theory of operation. The first state comes from the REST API: running jobs, recent
+// outcomes, workflow instances and the summary (counts, stale and re-attached jobs, the
+// throughput chart). From then on the SSE stream (/events) moves it: a progress event
+// updates its job's bar in place, a lifecycle event re-reads that one job or instance
+// (a handful of small requests, coalesced per animation frame), and `reset` (the server
+// could not replay what we missed) re-reads everything. While the stream is down (a
+// supervisor restart) the page says so and polls; when it comes back the stream resumes
+// from the last event id and the page re-reads the summary. Rendering is batched: state
+// changes mark the page dirty and one requestAnimationFrame redraws it.
+
+import { ApiError, EventStream, getJson, getText, postJson, setToken, takeTokenFromUrl } from "./api.js";
+import { duration, h, replace, shortId } from "./dom.js";
+import * as views from "./views.js";
+
+const RECENT = 30;
+const INSTANCES = 8;
+const SUMMARY_EVERY_MS = 10000;
+const POLL_WHILE_DOWN_MS = 3000;
+const EVENTS = [
+  "reset",
+  "job.submitted", "job.external.spawned", "job.external.progress", "job.external.log",
+  "job.stale", "job.reconnected", "job.lost", "job.retrying", "job.retried",
+  "job.completed", "job.failed", "job.cancelled", "job.deleted",
+  "workflow.started", "workflow.progress", "workflow.completed", "workflow.failed",
+  "workflow.cancelled", "workflow.step.started", "workflow.step.completed",
+  "workflow.step.failed", "workflow.step.retry",
+];
+const FINAL_JOB = new Set(["job.completed", "job.failed", "job.cancelled", "job.deleted"]);
+
+const state = {
+  jobs: new Map(), // id -> job, running and recent
+  summary: null,
+  stale: new Set(),
+  reattached: new Set(),
+  definitions: new Map(), // workflow name -> definition (its step graph)
+  instances: new Map(), // id -> instance
+  open: null, // the job shown in the drawer
+  log: { id: null, offset: 0, text: "", complete: false },
+  stream: "connecting",
+};
+
+const $ = (id) => document.getElementById(id);
+let dirty = false;
+const refetchJobs = new Set();
+const refetchInstances = new Set();
+
+function render() {
+  if (dirty) return;
+  dirty = true;
+  requestAnimationFrame(draw);
+}
+
+function draw() {
+  dirty = false;
+  const jobs = [...state.jobs.values()];
+  const running = jobs.filter((j) => j.status === "running")
+    .sort((a, b) => (a.started_at || "").localeCompare(b.started_at || ""));
+  const recent = jobs.filter((j) => ["completed", "failed", "cancelled"].includes(j.status))
+    .sort((a, b) => (b.finished_at || "").localeCompare(a.finished_at || "")).slice(0, RECENT);
+  replace($("cards"), views.cards(state.summary, state.stale.size));
+  replace($("chart"), views.chart(state.summary));
+  $("running-count").textContent = String(running.length);
+  replace($("running"), running.length ? running.map((job) => views.runningRow(job,
+    { stale: state.stale.has(job.id), reattached: state.reattached.has(job.id) }, openJob))
+    : h("div", { class: "empty" }, "nothing running"));
+  replace($("recent"), recent.length ? recent.map((job) => views.outcomeRow(job, openJob))
+    : h("div", { class: "empty" }, "no finished jobs yet"));
+  const instances = [...state.instances.values()]
+    .sort((a, b) => (b.created_at || "").localeCompare(a.created_at || "")).slice(0, INSTANCES);
+  $("workflow-count").textContent = instances.length ? String(instances.length) : "";
+  replace($("workflows"), instances.length
+    ? instances.map((i) => views.instanceRow(i, state.definitions.get(i.workflow)))
+    : h("div", { class: "empty" }, state.definitions.size ? "no instances yet" : "workflows are not enabled"));
+  const conn = $("conn");
+  conn.textContent = state.stream;
+  conn.className = `pill pill-${state.stream}`;
+  conn.dataset.state = state.stream;
+  if (state.summary) {
+    $("node").textContent = state.summary.node;
+    $("uptime").textContent = "up " + duration(state.summary.now - state.summary.started_at);
+  }
+  drawDrawer();
+}
+
+// --- reading state ------------------------------------------------------------------
+
+async function loadAll() {
+  const [runningJobs, recentJobs] = await Promise.all([
+    getJson("/jobs?status=running&limit=200"),
+    getJson(`/jobs?limit=${RECENT * 2}`),
+  ]);
+  const jobs = new Map();
+  for (const job of [...recentJobs.jobs, ...runningJobs.jobs]) jobs.set(job.id, job);
+  state.jobs = jobs;
+  await Promise.all([loadSummary(), loadWorkflows()]);
+  render();
+}
+
+async function loadSummary() {
+  const summary = await getJson("/dashboard/summary");
+  state.summary = summary;
+  state.stale = new Set(summary.stale);
+  state.reattached = new Set(summary.reattached);
+  render();
+}
+
+async function loadWorkflows() {
+  try {
+    if (!state.definitions.size) {
+      const defs = await getJson("/workflows");
+      state.definitions = new Map(defs.workflows.map((d) => [d.name, d]));
+    }
+    const list = await getJson(`/workflows/instances?limit=${INSTANCES}`);
+    const whole = await Promise.all(list.instances.map((i) => getJson(`/workflows/instances/${i.id}`)));
+    state.instances = new Map(whole.map((i) => [i.id, i]));
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code === "workflows_disabled")) throw error;
+  }
+}
+
+async function flushRefetches() {
+  const jobs = [...refetchJobs];
+  const instances = [...refetchInstances];
+  refetchJobs.clear();
+  refetchInstances.clear();
+  await Promise.all([
+    ...jobs.map(async (id) => {
+      try {
+        state.jobs.set(id, await getJson(`/jobs/${id}`));
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 404) state.jobs.delete(id);
+      }
+    }),
+    ...instances.map(async (id) => {
+      try {
+        state.instances.set(id, await getJson(`/workflows/instances/${id}`));
+      } catch (_) {
+        /* gone or disabled: leave what we have */
+      }
+    }),
+  ]);
+  render();
+  if (state.open && jobs.includes(state.open)) followLog();
+}
+
+let flushQueued = false;
+function refetch(set, id) {
+  set.add(id);
+  if (flushQueued) return;
+  flushQueued = true;
+  requestAnimationFrame(() => {
+    flushQueued = false;
+    flushRefetches().catch(showError);
+  });
+}
+
+// --- the event stream ---------------------------------------------------------------
+
+function onEvent(name, data) {
+  if (name === "reset") {
+    loadAll().catch(showError);
+    return;
+  }
+  if (name.startsWith("workflow.")) {
+    onWorkflowEvent(name, data);
+    return;
+  }
+  const id = data.id;
+  if (!id) return;
+  const job = state.jobs.get(id);
+  if (name === "job.external.progress" && job) {
+    job.progress = { ...job.progress, percent: data.percent ?? job.progress.percent, message: data.message ?? job.progress.message };
+    state.stale.delete(id);
+    render();
+    return;
+  }
+  if (name === "job.external.log") {
+    if (state.open === id) followLog();
+    return;
+  }
+  if (name === "job.stale") state.stale.add(id);
+  if (name === "job.reconnected") state.reattached.add(id);
+  if (FINAL_JOB.has(name)) {
+    state.stale.delete(id);
+    bumpChart(name.slice(4));
+  }
+  refetch(refetchJobs, id);
+}
+
+function onWorkflowEvent(name, data) {
+  const id = data.parent_id || data.id;
+  const instance = state.instances.get(id);
+  if (name === "workflow.progress" && data.step && instance && !data.parent_id) {
+    const step = instance.steps[data.step];
+    if (step) {
+      step.progress_percent = data.percent;
+      render();
+      return;
+    }
+  }
+  if (id) refetch(refetchInstances, id);
+}
+
+function bumpChart(outcome) {
+  const tp = state.summary && state.summary.throughput;
+  if (!tp || !tp[outcome]) return;
+  const minute = Math.floor((Date.now() / 1000 - tp.start) / 60);
+  if (minute >= 0 && minute < tp[outcome].length) tp[outcome][minute] += 1;
+}
+
+let pollTimer = null;
+function onStreamState(next) {
+  const was = state.stream;
+  state.stream = next;
+  render();
+  if (next === "live") {
+    clearInterval(pollTimer);
+    pollTimer = null;
+    // Back after a break: the stream replays what we missed (or says reset); the
+    // summary's stale and re-attached marks are not events, so read them again.
+    if (was !== "connecting" || !state.summary) loadSummary().catch(showError);
+  } else if (!pollTimer && next !== "connecting") {
+    pollTimer = setInterval(() => loadAll().catch(() => {}), POLL_WHILE_DOWN_MS);
+  }
+}
+
+// --- the job drawer -----------------------------------------------------------------
+
+function openJob(event) {
+  event.preventDefault();
+  window.location.hash = "job/" + event.currentTarget.dataset.job;
+}
+
+function route() {
+  const match = /^#job\/([^/]+)$/.exec(window.location.hash);
+  const id = match ? decodeURIComponent(match[1]) : null;
+  if (id === state.open) return;
+  state.open = id;
+  state.log = { id, offset: 0, text: "", complete: false };
+  $("drawer").hidden = !id;
+  $("d-action-error").textContent = "";
+  if (id) {
+    if (!state.jobs.has(id)) refetch(refetchJobs, id);
+    followLog();
+  }
+  render();
+}
+
+let following = false;
+async function followLog() {
+  const log = state.log;
+  if (!log.id || following) return;
+  following = true;
+  try {
+    while (state.log === log) {
+      const answer = await getText(`/jobs/${log.id}/logs?offset=${log.offset}`);
+      if (state.log !== log) break;
+      log.offset = Number(answer.headers.get("x-log-offset")) || log.offset;
+      log.complete = answer.headers.get("x-log-complete") === "true";
+      if (!answer.text) break;
+      log.text = (log.text + answer.text).slice(-200000);
+    }
+  } catch (error) {
+    showError(error);
+  } finally {
+    following = false;
+  }
+  render();
+}
+
+function drawDrawer() {
+  const job = state.open ? state.jobs.get(state.open) : null;
+  if (!state.open) return;
+  if (!job) {
+    $("d-title").textContent = shortId(state.open);
+    return;
+  }
+  replace($("d-title"), h("span", { class: `status status-${job.status}` }, job.status), " ",
+    h("span", { class: "name" }, job.name), " ", h("span", { class: "id" }, job.id));
+  $("d-sub").textContent = `created ${job.created_at || ""}` + (job.finished_at ? ` · finished ${job.finished_at}` : "");
+  $("d-cancel").hidden = !["pending", "scheduled", "running"].includes(job.status);
+  $("d-retry").hidden = !["failed", "cancelled"].includes(job.status);
+  replace($("d-progress"), job.status === "running"
+    ? [views.progressBar(job.progress.percent), h("div", { class: "row-message" }, job.progress.message || "")]
+    : null);
+  replace($("d-error"), job.error
+    ? h("div", { class: "error-box" }, h("strong", {}, `${job.error.reason}: `), job.error.message,
+      job.error.stack ? h("pre", { class: "stack" }, job.error.stack) : null)
+    : null);
+  replace($("d-attempts"), views.attempts(job, state.log.text));
+  const pre = $("d-log");
+  const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+  const tail = state.log.text.split("\n").slice(-500).join("\n");
+  if (pre.textContent !== tail) {
+    pre.textContent = tail;
+    if (atBottom) pre.scrollTop = pre.scrollHeight;
+  }
+  $("d-data").textContent = JSON.stringify(job.result !== null ? { data: job.data, result: job.result } : { data: job.data }, null, 2);
+}
+
+async function act(path) {
+  $("d-action-error").textContent = "";
+  try {
+    const answer = await postJson(path, {});
+    const job = answer.job || answer;
+    if (job && job.id) {
+      state.jobs.set(job.id, job);
+      if (job.id !== state.open) window.location.hash = "job/" + job.id;
+    }
+    render();
+  } catch (error) {
+    $("d-action-error").textContent = error.message;
+  }
+}
+
+// --- start --------------------------------------------------------------------------
+
+function showError(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    showLogin("the token was refused");
+    return;
+  }
+  const toast = $("toast");
+  toast.textContent = String(error.message || error);
+  toast.hidden = false;
+  clearTimeout(showError.timer);
+  showError.timer = setTimeout(() => { toast.hidden = true; }, 5000);
+}
+
+function showLogin(message) {
+  $("main").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+}
+
+let started = false;
+async function start() {
+  try {
+    await loadAll();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      showLogin(started ? "the token was refused" : "");
+      return;
+    }
+    throw error;
+  }
+  $("login").hidden = true;
+  $("main").hidden = false;
+  if (started) return;
+  started = true;
+  new EventStream(EVENTS, { onEvent, onState: onStreamState }).open();
+  setInterval(() => loadSummary().catch(() => {}), SUMMARY_EVERY_MS);
+  setInterval(render, 1000); // elapsed times and "ago" move on their own
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+$("login").addEventListener("submit", (event) => {
+  event.preventDefault();
+  setToken($("token").value);
+  start().catch(showError);
+});
+$("d-close").addEventListener("click", (event) => {
+  event.preventDefault();
+  window.location.hash = "";
+});
+$("d-cancel").addEventListener("click", () => act(`/jobs/${state.open}/cancel`));
+$("d-retry").addEventListener("click", () => act(`/jobs/${state.open}/retry`));
+
+if (takeTokenFromUrl()) start().catch(showError);
+else start().catch(() => showLogin(""));
