@@ -210,6 +210,7 @@ function bumpChart(outcome) {
   if (minute >= 0 && minute < tp[outcome].length) tp[outcome][minute] += 1;
 }
 
+let stream = null;
 let pollTimer = null;
 function onStreamState(next) {
   const was = state.stream;
@@ -218,9 +219,12 @@ function onStreamState(next) {
   if (next === "live") {
     clearInterval(pollTimer);
     pollTimer = null;
-    // Back after a break: the stream replays what we missed (or says reset); the
-    // summary's stale and re-attached marks are not events, so read them again.
-    if (was !== "connecting" || !state.summary) loadSummary().catch(showError);
+    // Back after a break: the stream replays what we missed after the last id we saw
+    // (or says reset); the summary's stale and re-attached marks are not events, so
+    // read them again. With no id yet there is nothing to resume from: read it all.
+    if (was !== "connecting") {
+      (stream.lastId ? loadSummary() : loadAll()).catch(showError);
+    }
   } else if (!pollTimer && next !== "connecting") {
     pollTimer = setInterval(() => loadAll().catch(() => {}), POLL_WHILE_DOWN_MS);
   }
@@ -350,7 +354,8 @@ async function start() {
   $("main").hidden = false;
   if (started) return;
   started = true;
-  new EventStream(EVENTS, { onEvent, onState: onStreamState }).open();
+  stream = new EventStream(EVENTS, { onEvent, onState: onStreamState });
+  stream.open();
   setInterval(() => loadSummary().catch(() => {}), SUMMARY_EVERY_MS);
   setInterval(render, 1000); // elapsed times and "ago" move on their own
   window.addEventListener("hashchange", route);

@@ -23,15 +23,17 @@ export function cards(summary, stale) {
 
 export function chart(summary) {
   const width = 600;
-  const height = 90;
+  const height = 100;
   const tp = summary ? summary.throughput : null;
   if (!tp) return h("div", { class: "muted" }, "no data yet");
   const n = tp.completed.length;
   const totals = tp.completed.map((c, i) => c + tp.failed[i] + tp.cancelled[i]);
   const top = Math.max(1, ...totals);
   const bar = width / n;
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height + 14}`, class: "chart-svg", role: "img" });
-  root.append(svg("line", { x1: 0, y1: height + 0.5, x2: width, y2: height + 0.5, class: "axis" }));
+  // Stretched to the panel's width (bars only: text would stretch too, so the labels
+  // are HTML below it).
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", class: "chart-svg", role: "img" });
+  root.append(svg("line", { x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5, class: "axis" }));
   for (let i = 0; i < n; i++) {
     let y = height;
     for (const [key, cls] of [["completed", "ok"], ["failed", "bad"], ["cancelled", "off"]]) {
@@ -47,14 +49,13 @@ export function chart(summary) {
       root.append(rect);
     }
   }
-  const label = (x, text, anchor) => {
-    const node = svg("text", { x, y: height + 12, "text-anchor": anchor, class: "tick" });
-    node.textContent = text;
-    return node;
-  };
-  root.append(label(0, `-${n} min`, "start"), label(width, "now", "end"));
-  root.append(label(width - 40, `max ${top}/min`, "end"));
-  return root;
+  const sum = (key) => tp[key].reduce((a, b) => a + b, 0);
+  return [root, h("div", { class: "chart-legend" },
+    h("span", {}, `${n} min ago`),
+    h("span", {}, h("i", { class: "dot ok" }), ` completed ${sum("completed")}  `,
+      h("i", { class: "dot bad" }), ` failed ${sum("failed")}  `,
+      h("i", { class: "dot off" }), ` cancelled ${sum("cancelled")}  · peak ${top}/min`),
+    h("span", {}, "now"))];
 }
 
 export function badges(job, flags) {
@@ -164,6 +165,7 @@ export function attempts(job, logText) {
   const head = h("div", { class: "attempt-head" },
     `attempt ${job.attempts} of ${job.max_attempts}`,
     job.pid ? h("span", { class: "muted" }, ` · pid ${job.pid}`) : null,
-    job.last_heartbeat ? h("span", { class: "muted" }, ` · heartbeat ${ago(job.last_heartbeat)}`) : null);
+    job.status === "running" && job.last_heartbeat
+      ? h("span", { class: "muted" }, ` · heartbeat ${ago(job.last_heartbeat)}`) : null);
   return [head, ...items];
 }
