@@ -21,7 +21,9 @@ state when the stream says it cannot replay what was missed.
   gets a bodiless 304 until the package changes.
 - ``GET /dashboard/summary`` holds what the REST API does not say in one read: the live
   counts by status, which running jobs are stale or re-attached after a restart, and
-  the outcomes per minute for the throughput chart.
+  the outcomes per minute for the throughput chart. ``GET
+  /dashboard/jobs/{id}/log-tail`` gives the end of a job's log and the offset to follow
+  it from, so a panel opened on a long log does not read the whole file.
 
 Every page answer carries a Content-Security-Policy that allows this origin only, and
 ``Referrer-Policy: no-referrer``, so the token in the page's first URL never leaves in a
@@ -35,6 +37,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from supervisor import joblogs
+from supervisor.errors import JobNotFound
 from supervisor.http.auth import wants_page
 from supervisor.http.exchange import Request, Response
 from supervisor.http.routes import error_response, int_param, json_response, route
@@ -66,6 +70,7 @@ SECURITY_HEADERS = [
 # many of the newest jobs (one indexed read, on the loop thread, bounded).
 CHART_MINUTES = 30
 CHART_ROWS = 1000
+TAIL_BYTES = 64 * 1024  # what a job's panel shows of its log at first
 FINAL = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
@@ -157,6 +162,27 @@ def summary(sup: Supervisor, request: Request, params: dict[str, str]) -> Respon
             "throughput": _throughput(sup, now, minutes),
         },
     )
+
+
+@route("/dashboard/jobs/{job_id}/log-tail", "GET", ("bytes",))
+def log_tail(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
+    """The last ``bytes`` of a job's log, and the offset to follow it from with ``GET
+    /jobs/{id}/logs?offset=`` (``X-Log-Offset``): a panel opened on a job with a long log
+    reads its tail, not the whole file."""
+    job = sup.get(params["job_id"])
+    if job is None:
+        raise JobNotFound(f"no job with id {params['job_id']!r}")
+    size = int_param(request, "bytes", TAIL_BYTES, 1, joblogs.MAX_READ)
+    path = joblogs.log_path(sup.settings.log_dir, job.id)
+    try:
+        end = path.stat().st_size
+    except FileNotFoundError:
+        end = 0
+    start = max(0, end - size)
+    data, offset = joblogs.read(path, start, end - start)
+    if start > 0:
+        data = data.partition(b"\n")[2]  # from the first whole line
+    return Response(200, data, "text/plain; charset=utf-8", [("x-log-offset", str(offset))])
 
 
 def _throughput(sup: Supervisor, now: float, minutes: int) -> dict[str, Any]:

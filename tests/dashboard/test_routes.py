@@ -166,3 +166,23 @@ def test_every_static_file_is_package_data():
     for name in files:
         assert any(fnmatch.fnmatch(f"static/{name}", g) for g in globs), name
         assert name in STATIC, name
+
+
+def test_the_log_tail_is_the_end_of_the_log_from_a_whole_line(start, worker, tmp_path):
+    """A job's log tail is its last bytes from the first whole line, with the offset of
+    the log's end to follow it from; an unknown job is a 404 and no token a 401."""
+    sv = start({"demo": worker()})
+    job = sv.client.submit("demo", {"actions": [["spew", 1], ["log", "info", "the last word"]]})
+    sv.client.wait(job)
+    log = (sv.settings.log_dir / f"{job}.log").read_bytes()
+    reply = request(sv, "GET", f"/dashboard/jobs/{job}/log-tail?bytes=4096")
+    assert reply.status == 200
+    assert 0 < len(reply.body) <= 4096
+    assert log.endswith(reply.body)
+    assert log[: len(log) - len(reply.body)].endswith(b"\n")
+    assert b"the last word" in reply.body
+    assert int(reply.headers["x-log-offset"]) == len(log)
+    assert request(sv, "GET", "/dashboard/jobs/nope/log-tail").json()["error"]["code"] == (
+        "job_not_found"
+    )
+    assert request(sv, "GET", f"/dashboard/jobs/{job}/log-tail", auth=False).status == 401

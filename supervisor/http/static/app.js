@@ -18,11 +18,12 @@ const RECENT = 30;
 const INSTANCES = 8;
 const SUMMARY_EVERY_MS = 10000;
 const POLL_WHILE_DOWN_MS = 3000;
+const LOG_EVERY_MS = 2000;
 const EVENTS = [
   "reset",
   "job.submitted", "job.external.spawned", "job.external.progress", "job.external.log",
   "job.stale", "job.reconnected", "job.lost", "job.retrying", "job.retried",
-  "job.completed", "job.failed", "job.cancelled", "job.deleted",
+  "job.completed", "job.failed", "job.cancelled", "job.deleted", "job.requeued",
   "workflow.started", "workflow.progress", "workflow.completed", "workflow.failed",
   "workflow.cancelled", "workflow.step.started", "workflow.step.completed",
   "workflow.step.failed", "workflow.step.retry",
@@ -37,7 +38,7 @@ const state = {
   definitions: new Map(), // workflow name -> definition (its step graph)
   instances: new Map(), // id -> instance
   open: null, // the job shown in the drawer
-  log: { id: null, offset: 0, text: "", complete: false },
+  log: { id: null, offset: 0, text: "", complete: false, started: false },
   stream: "connecting",
 };
 
@@ -92,6 +93,8 @@ async function loadAll() {
     getJson(`/jobs?limit=${RECENT * 2}`),
   ]);
   const jobs = new Map();
+  const open = state.open && state.jobs.get(state.open);
+  if (open) jobs.set(open.id, open); // the panel's job may be older than the lists
   for (const job of [...recentJobs.jobs, ...runningJobs.jobs]) jobs.set(job.id, job);
   state.jobs = jobs;
   await Promise.all([loadSummary(), loadWorkflows()]);
@@ -242,7 +245,7 @@ function route() {
   const id = match ? decodeURIComponent(match[1]) : null;
   if (id === state.open) return;
   state.open = id;
-  state.log = { id, offset: 0, text: "", complete: false };
+  state.log = { id, offset: 0, text: "", complete: false, started: false };
   $("drawer").hidden = !id;
   $("d-action-error").textContent = "";
   if (id) {
@@ -252,12 +255,28 @@ function route() {
   render();
 }
 
+// One reader of the open panel's log at a time; a call while it reads asks it to read
+// once more when it is done (an event came in meanwhile), and a panel switched to
+// another job starts that job's reader.
 let following = false;
+let followAgain = false;
 async function followLog() {
   const log = state.log;
-  if (!log.id || following) return;
+  if (!log.id) return;
+  if (following) {
+    followAgain = true;
+    return;
+  }
   following = true;
+  followAgain = false;
   try {
+    if (!log.started) {
+      const tail = await getText(`/dashboard/jobs/${log.id}/log-tail`);
+      if (state.log !== log) return;
+      log.started = true;
+      log.text = tail.text;
+      log.offset = Number(tail.headers.get("x-log-offset")) || 0;
+    }
     while (state.log === log) {
       const answer = await getText(`/jobs/${log.id}/logs?offset=${log.offset}`);
       if (state.log !== log) break;
@@ -270,8 +289,9 @@ async function followLog() {
     showError(error);
   } finally {
     following = false;
+    render();
+    if (state.log !== log || followAgain) followLog();
   }
-  render();
 }
 
 function drawDrawer() {
@@ -358,6 +378,10 @@ async function start() {
   stream.open();
   setInterval(() => loadSummary().catch(() => {}), SUMMARY_EVERY_MS);
   setInterval(render, 1000); // elapsed times and "ago" move on their own
+  // A worker's stdout and stderr are not events: an open panel on a live job reads on.
+  setInterval(() => {
+    if (state.log.id && !state.log.complete) followLog();
+  }, LOG_EVERY_MS);
   window.addEventListener("hashchange", route);
   route();
 }
