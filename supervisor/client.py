@@ -12,12 +12,13 @@ there is one way to find the token.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 if TYPE_CHECKING:
@@ -66,6 +67,54 @@ class LogRead(NamedTuple):
     complete: bool  # the job is finished and its worker gone: nothing more will come
 
 
+class StreamEvent(NamedTuple):
+    """One event read from ``GET /events`` (docs/http-api.md, "Events (SSE)")."""
+
+    id: str  # "" for an event without one
+    name: str  # e.g. "job.completed", or "reset": re-read the state over the API
+    data: Any  # the JSON payload (with "time"), or the raw text if it is not JSON
+
+
+class SseParser:
+    """The text/event-stream format, line by line (sans-IO): ``feed`` a line, get an
+    event when a blank line ends one. Comments (``: keep-alive``) and unknown fields
+    are skipped, as the format says."""
+
+    def __init__(self) -> None:
+        self._id = ""
+        self._name = ""
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> StreamEvent | None:
+        line = line.rstrip("\r\n")
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "data":
+            self._data.append(value)
+        elif field == "event":
+            self._name = value
+        elif field == "id" and "\0" not in value:
+            self._id = value
+        return None
+
+    def _dispatch(self) -> StreamEvent | None:
+        if not self._data:
+            self._name = ""
+            return None
+        text = "\n".join(self._data)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = text
+        event = StreamEvent(self._id, self._name or "message", data)
+        self._name, self._data = "", []
+        return event
+
+
 class ClientError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"{message} ({code}, HTTP {status})" if status else message)
@@ -102,14 +151,7 @@ class Client:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 return response.status, dict(response.headers.items()), response.read()
         except urllib.error.HTTPError as exc:
-            payload = exc.read()
-            try:
-                error = json.loads(payload)["error"]
-                raise ClientError(exc.code, error["code"], error["message"]) from None
-            except (ValueError, KeyError, TypeError):
-                raise ClientError(
-                    exc.code, "http_error", payload.decode(errors="replace")
-                ) from None
+            raise _client_error(exc) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ClientError(
@@ -166,6 +208,85 @@ class Client:
             "POST", f"/jobs/{urllib.parse.quote(job_id, safe='')}/cancel", body
         )
         return result
+
+    def events(
+        self,
+        channels: Iterable[str] = (),
+        last_event_id: str | None = None,
+        *,
+        reconnect: bool = True,
+        retry: float = 0.5,
+        give_up: float | None = 60.0,
+        read_timeout: float = 60.0,
+    ) -> Iterator[StreamEvent]:
+        """Stream ``GET /events`` (``channels``: ``job:ID``, ``workflow:ID``, ``kind:NAME``;
+        none for every event), yielding each event as it comes, forever.
+
+        After a dropped connection or a supervisor restart it reconnects (every ``retry``
+        seconds, for at most ``give_up`` seconds without success; ``None``: forever) and
+        resumes with ``Last-Event-ID``: nothing is missed or repeated while the server
+        still holds what followed. Otherwise the server sends a ``reset`` event, yielded
+        like the others: the caller re-reads what it shows over the API. ``read_timeout``
+        (longer than the server's keep-alive interval) detects a silently dead
+        connection. ``reconnect=False`` ends the iteration when the connection does.
+        Refusals (401, 400) raise ``ClientError`` at once.
+        """
+        query = urllib.parse.urlencode([("channel", c) for c in channels])
+        path = "/events" + (f"?{query}" if query else "")
+        position = last_event_id
+        failing_since: float | None = None
+        while True:
+            try:
+                response = self._open_stream(path, position, read_timeout)
+            except ClientError as exc:
+                if exc.code not in ("unreachable", "too_many_streams") or not reconnect:
+                    raise
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if give_up is not None and now - failing_since > give_up:
+                    raise
+                time.sleep(retry)
+                continue
+            failing_since = None
+            with response:
+                if position is None:
+                    position = response.headers.get("x-last-event-id") or None
+                parser = SseParser()
+                try:
+                    for raw in iter(response.readline, b""):
+                        event = parser.feed(raw.decode("utf-8", "replace"))
+                        if event is None:
+                            continue
+                        if event.id:
+                            position = event.id
+                        yield event
+                except (OSError, http.client.HTTPException):
+                    pass  # a dead or timed-out connection: reconnect below
+            if not reconnect:
+                return
+            time.sleep(retry)
+
+    def _open_stream(
+        self, path: str, position: str | None, read_timeout: float
+    ) -> http.client.HTTPResponse:
+        request = urllib.request.Request(self.url + path)  # noqa: S310 - http(s) URL from config
+        request.add_header("accept", "text/event-stream")
+        if position:
+            request.add_header("last-event-id", position)
+        if self.token:
+            request.add_header("authorization", f"Bearer {self.token}")
+        try:
+            response: http.client.HTTPResponse = urllib.request.urlopen(  # noqa: S310
+                request, timeout=read_timeout
+            )
+        except urllib.error.HTTPError as exc:
+            raise _client_error(exc) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ClientError(
+                0, "unreachable", f"cannot reach the supervisor at {self.url}: {reason}"
+            ) from None
+        return response
 
     def logs(self, job_id: str, offset: int = 0) -> LogRead:
         """The job's log from byte ``offset`` (see ``LogRead``)."""
@@ -282,6 +403,16 @@ class Client:
                     f"{instance['status']} after {timeout} s"
                 )
             time.sleep(interval)
+
+
+def _client_error(exc: urllib.error.HTTPError) -> ClientError:
+    """The API's ``{"error": {"code", "message"}}`` answer as a ``ClientError``."""
+    payload = exc.read()
+    try:
+        error = json.loads(payload)["error"]
+        return ClientError(exc.code, error["code"], error["message"])
+    except (ValueError, KeyError, TypeError):
+        return ClientError(exc.code, "http_error", payload.decode(errors="replace"))
 
 
 def _instance_path(instance_id: str) -> str:

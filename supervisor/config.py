@@ -94,6 +94,13 @@ class ConfigModel(_Strict):
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     worker_give_up: PositiveFloat = 60.0
     worker_reconnect_interval: PositiveFloat = 2.0
+    # Events over HTTP (docs/http-api.md, "Events (SSE)"):
+    sse_keepalive: PositiveFloat = 15.0
+    sse_buffer: Annotated[int, Field(ge=4096)] = 1 << 20
+    sse_max_streams: Annotated[int, Field(ge=1, le=1024)] = 128
+    sse_replay_events: Annotated[int, Field(ge=0)] = 10_000
+    sse_replay_bytes: Annotated[int, Field(ge=0)] = 16 << 20
+    log_event_rate: Annotated[int, Field(ge=1)] = 100
     jobs: dict[str, JobKindModel] = {}
 
     @field_validator("tcp_port_range")
@@ -145,6 +152,18 @@ class Settings:
     # The longest pause between a disconnected worker's reconnection tries; sent to
     # the worker in ``welcome`` so that both sides use one schedule.
     worker_reconnect_interval: float = 2.0
+    # Events over HTTP: a keep-alive comment every ``sse_keepalive`` s; a stream whose
+    # unsent bytes pass ``sse_buffer`` is dropped; at most ``sse_max_streams`` at once.
+    sse_keepalive: float = 15.0
+    sse_buffer: int = 1 << 20
+    sse_max_streams: int = 128
+    # The replay window for resuming streams: the newest events, this many and this many
+    # bytes of JSON at most.
+    sse_replay_events: int = 10_000
+    sse_replay_bytes: int = 16 << 20
+    # A worker's log lines become ``job.external.log`` events at most this many a second
+    # per job; the rest are counted and reported in one note (the log file has them all).
+    log_event_rate: int = 100
     jobs: Mapping[str, JobKind] = field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -306,6 +325,12 @@ def _resolve(model: ConfigModel, base: Path, source: str) -> Settings:
         sqlite_synchronous=model.sqlite_synchronous,
         worker_give_up=model.worker_give_up,
         worker_reconnect_interval=model.worker_reconnect_interval,
+        sse_keepalive=model.sse_keepalive,
+        sse_buffer=model.sse_buffer,
+        sse_max_streams=model.sse_max_streams,
+        sse_replay_events=model.sse_replay_events,
+        sse_replay_bytes=model.sse_replay_bytes,
+        log_event_rate=model.log_event_rate,
         jobs=jobs,
         source=source,
     )

@@ -32,6 +32,7 @@ from supervisor import channels, faults, joblogs
 from supervisor.attempts import Attempt
 from supervisor.endpoints import remove_socket_file
 from supervisor.handshake import Handshake
+from supervisor.logevents import LogEventGate
 from supervisor.logthrottle import LogThrottle
 from supervisor.states import JobStatus, ProcessState
 
@@ -64,6 +65,8 @@ class Conversation:
         # "worker reconnected" job-log lines, per job: a worker welcomed and dropped over
         # and over must not fill its job's log (events and counters still see each one).
         self.reconnect_lines = LogThrottle(log, burst=5, interval=60.0)
+        # Log lines become events at a bounded rate per job (supervisor/logevents.py).
+        self.log_events = LogEventGate(self.settings.log_event_rate)
 
     def on_worker_accepted(self, conn: WorkerConn) -> None:
         self.counters.worker_connections += 1
@@ -210,13 +213,16 @@ class Conversation:
             path = joblogs.log_path(self.settings.log_dir, job.id)
             wall = self._log_time(message.ts)
             joblogs.append(path, wall, message.level, message.message, message.data)
-            self.sup.emit(
-                "job.external.log",
-                job,
-                level=message.level,
-                message=message.message,
-                data=message.data,
-            )
+            if self.log_events.admit(job.id, self.sup.clock.monotonic()):
+                self.sup.emit(
+                    "job.external.log",
+                    job,
+                    level=message.level,
+                    message=message.message,
+                    data=message.data,
+                )
+            else:
+                self._log_event_dropped(attempt)
         elif kind is Completed or kind is Failed:
             self._on_outcome(attempt, conn, message)
         elif kind is Hello or kind is Auth:
@@ -228,6 +234,30 @@ class Conversation:
             conn.reject(
                 ErrorCode.UNEXPECTED_MESSAGE,
                 f"{message.TYPE} is sent by the supervisor, not by workers",
+            )
+
+    def _log_event_dropped(self, attempt: Attempt) -> None:
+        """A log line over the job's event rate: counted, and noted when its window ends."""
+        self.counters.log_events_dropped += 1
+        job = attempt.job
+        key = ("log-events", job.id)
+        end = self.log_events.window_end(job.id)
+        if key not in self.loop.timers and end is not None:
+            self.loop.call_at(key, end, lambda: self._note_dropped_logs(attempt))
+
+    def _note_dropped_logs(self, attempt: Attempt) -> None:
+        """One event saying how many log lines were not sent as events."""
+        job = attempt.job
+        self.loop.cancel_timer(("log-events", job.id))
+        dropped = self.log_events.take_dropped(job.id)
+        if dropped:
+            self.sup.emit(
+                "job.external.log",
+                job,
+                level="warning",
+                message=f"{dropped} log lines were not sent as events (over "
+                f"{self.log_events.rate} a second); the job's log has every line",
+                data={"dropped": dropped},
             )
 
     def _log_time(self, ts: float | None) -> float:
@@ -248,6 +278,7 @@ class Conversation:
     def _on_outcome(self, attempt: Attempt, conn: WorkerConn, message: Message) -> None:
         job = attempt.job
         if attempt.outcome is None and job.status is JobStatus.RUNNING:
+            self._note_dropped_logs(attempt)  # before the outcome's events, not after
             if isinstance(message, Completed):
                 attempt.outcome = "completed"
                 self.sup.attempt_completed(job, message.result)

@@ -103,7 +103,11 @@ class Supervisor:
         # the workflow engine turns a step's progress into ``workflow.progress``.
         self.progressed: list[Callable[[JobRecord], None]] = []
         self._instance_store = instance_store(self.store)  # None: a store from before them
-        self.events = EventBus()
+        self.events = EventBus(
+            settings.sse_replay_events,
+            history_bytes=settings.sse_replay_bytes,
+            epoch=int(self.clock.wall() * 1000),
+        )
         self.kinds: dict[str, JobKind] = dict(settings.jobs)
         self.counters = Counters()
         self.runner = Runner(self, recover)
@@ -358,7 +362,7 @@ class Supervisor:
                 "status": job.status.value,
                 "attempt": job.attempts,
             }
-            channels = (f"job:{job.id}",)
+            channels = (f"job:{job.id}", f"kind:{job.name}")
         payload.update(data)
         wall = self.clock.wall()
         self.loop.after_commit(

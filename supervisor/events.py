@@ -1,9 +1,22 @@
-"""Events (named in docs/states.md), in-process subscribers with ``*`` wildcards, a replay ring.
+"""Events (named in docs/states.md), in-process subscribers with ``*`` wildcards, a replay window.
 
 ``emit`` is called by the supervisor core *after* the state change it reports is
 committed (the loop releases events only after its commit phase), so a subscriber never
-sees something the store might still lose. Each event gets a monotonically increasing
-id; the last ``history`` events are kept so a streaming client can resume from an id.
+sees something the store might still lose.
+
+Ids. Each event's id is ``"<epoch>-<seq>"``: ``epoch`` is the wall time in milliseconds
+when this supervisor's bus was made, ``seq`` counts from 1 in this run. Two runs never
+share an epoch (one supervisor per state at a time, and a start takes far longer than a
+millisecond), so an id never repeats across restarts, and an id from an earlier run is
+recognised as such: a streaming client resuming from it is told to re-read the state
+(``since`` answers ``None``), never handed an unrelated event.
+
+The replay window. Every event is rendered once, when emitted, as the JSON every outside
+consumer sends (``Event.json``: the payload plus ``"time"``); the newest events are kept
+in a ring bounded both by count (``history``) and by the bytes of those renderings
+(``history_bytes``), so a few huge results cannot pin gigabytes. ``since(id)`` returns
+what followed ``id`` while it is still in the window: a client that reconnects within it
+misses nothing and sees nothing twice.
 
 Matching: ``*`` matches any run of characters (dots included), so ``job.*`` sees every
 job event and ``job.*.completed`` sees per-kind completions. The set of subscribers for
@@ -14,35 +27,76 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import json
 import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol.limits import TooDeep
+from supervisor.views import iso, jsonable
+
 log = logging.getLogger(__name__)
+
+DEFAULT_HISTORY = 10_000
+DEFAULT_HISTORY_BYTES = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    id: int
+    id: str  # "<epoch>-<seq>": unique across restarts
+    seq: int  # position in this run, from 1
     name: str
     data: dict[str, Any]
     time: float  # wall clock, seconds since the epoch
-    channels: tuple[str, ...] = field(default=())  # e.g. ("job:<id>",)
+    channels: tuple[str, ...] = field(default=())  # e.g. ("job:<id>", "kind:<name>")
+    json: str = ""  # the payload plus "time", as one line of JSON
 
 
 Callback = Callable[[Event], Any]
 
 
+def render(data: dict[str, Any], time: float) -> str:
+    """The payload as one line of JSON, with ``"time"`` (ISO 8601) added.
+
+    Binary values show as ``{"$base64": ...}`` and non-finite numbers as strings, as in
+    the HTTP API; a value nested past the shared limit (it cannot come in through any
+    door) is replaced rather than allowed to break the event for every consumer.
+    """
+    try:
+        shown = jsonable(data)
+    except TooDeep:
+        shown = {k: data[k] for k in ("id", "name", "status", "attempt") if k in data}
+        shown["render_error"] = "the event's fields nest too deep to show"
+    shown["time"] = iso(time)
+    return json.dumps(shown, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 class EventBus:
-    def __init__(self, history: int = 1000) -> None:
+    def __init__(
+        self,
+        history: int = DEFAULT_HISTORY,
+        *,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
+        epoch: int = 0,
+    ) -> None:
         self._subs: list[tuple[int, str, Callback]] = []
         self._cache: dict[str, list[Callback]] = {}
-        self._ids = itertools.count(1)
+        self._seqs = itertools.count(1)
         self._tokens = itertools.count(1)
-        self.recent: deque[Event] = deque(maxlen=history)
-        self.last_id = 0
+        self.epoch = str(epoch)
+        self.recent: deque[Event] = deque()
+        self._history = history
+        self._history_bytes = history_bytes
+        self._recent_bytes = 0
+        self.last_seq = 0
+
+    @property
+    def last_id(self) -> str:
+        """The id of the newest event (``"<epoch>-0"`` before the first one): a client
+        that resumes from it gets exactly what comes next."""
+        return f"{self.epoch}-{self.last_seq}"
 
     def on(self, pattern: str, callback: Callback) -> Callable[[], None]:
         """Subscribe; returns a function that unsubscribes."""
@@ -66,9 +120,10 @@ class EventBus:
     def emit(
         self, name: str, data: dict[str, Any], *, time: float, channels: tuple[str, ...] = ()
     ) -> Event:
-        event = Event(next(self._ids), name, data, time, channels)
-        self.last_id = event.id
-        self.recent.append(event)
+        seq = next(self._seqs)
+        event = Event(f"{self.epoch}-{seq}", seq, name, data, time, channels, render(data, time))
+        self.last_seq = seq
+        self._remember(event)
         for callback in self._matching(name):
             try:
                 callback(event)
@@ -76,3 +131,25 @@ class EventBus:
                 # A subscriber's bug must not take the supervisor (or other subscribers) down.
                 log.exception("event subscriber %r failed on %s", callback, name)
         return event
+
+    def _remember(self, event: Event) -> None:
+        recent = self.recent
+        recent.append(event)
+        self._recent_bytes += len(event.json)
+        while recent and (len(recent) > self._history or self._recent_bytes > self._history_bytes):
+            self._recent_bytes -= len(recent.popleft().json)
+
+    def since(self, event_id: str) -> list[Event] | None:
+        """The events after ``event_id``, oldest first; ``None`` when it is not an id of
+        this run, or so old that events after it have left the window (a gap)."""
+        epoch, sep, seq_text = event_id.strip().rpartition("-")
+        if not sep or epoch != self.epoch or not (seq_text.isascii() and seq_text.isdigit()):
+            return None
+        seq = int(seq_text)
+        if seq > self.last_seq:
+            return None  # never given out by this run
+        oldest = self.recent[0].seq if self.recent else self.last_seq + 1
+        if seq < oldest - 1:
+            return None  # what followed it is no longer held
+        start = seq - oldest + 1
+        return list(itertools.islice(self.recent, start, None))

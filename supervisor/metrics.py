@@ -56,6 +56,8 @@ class Counters:
     retried: int = 0
     cancelled: int = 0
     commits: int = 0  # store write transactions from this supervisor
+    sse_clients_dropped: int = 0  # event streams closed because their client fell behind
+    log_events_dropped: int = 0  # worker log lines not turned into events (rate limit)
 
 
 _HELP = {
@@ -71,6 +73,8 @@ _HELP = {
     "retried": "Failed attempts that were scheduled for a retry.",
     "cancelled": "Jobs cancelled.",
     "commits": "Store write transactions.",
+    "sse_clients_dropped": "Event streams closed because their client fell too far behind.",
+    "log_events_dropped": "Worker log lines over the per-job event rate (still in the job log).",
 }
 
 

@@ -24,6 +24,10 @@ Theory of operation: nobody can hold the server hostage.
   listener stops for ``ACCEPT_BACKOFF`` (as the job listeners do) instead of spinning
   on a socket that stays readable, and the log line says so at a limited rate
   (``LogThrottle``).
+- A streaming response (``GET /events``, ``supervisor.http.sse``) leaves both pools: it
+  is never evicted nor timed out while it streams. Its timer sends keep-alive comments
+  instead, and ``sse_max_streams`` bounds how many there are. Bytes its client sends
+  are read and ignored (only its hang-up matters).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from supervisor.channels import ACCEPT_BACKOFF
 from supervisor.http.auth import server_token
 from supervisor.http.exchange import Request, Response
 from supervisor.http.routes import error_response, handle
+from supervisor.http.sse import POSITION_HEADER, EventStreams, OpenStream
 from supervisor.logthrottle import LogThrottle
 from supervisor.loop import Outgoing
 
@@ -93,6 +98,9 @@ class HttpServer:
         except BaseException:
             sock.close()
             raise
+        self.streams = EventStreams(
+            sup.events, sup.settings, sup.counters, self.loop.clock.monotonic
+        )
         self.loop.add_reader(sock, self._on_accept)
 
     @property
@@ -160,6 +168,7 @@ class HttpServer:
             self.loop.add_reader(self.sock, self._on_accept)
 
     def close(self) -> None:
+        self.streams.close()
         self.loop.cancel_timer(("http-accept", id(self)))
         self.loop.remove(self.sock)
         with contextlib.suppress(OSError):
@@ -179,6 +188,7 @@ class HttpConn(Outgoing):
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADERS)
         self.closed = False
         self.close_after_flush = False
+        self.streaming = False  # answering GET /events: the response never ends
         self._request: h11.Request | None = None
         self._body = bytearray()
         self._too_large = False
@@ -234,6 +244,10 @@ class HttpConn(Outgoing):
             except OSError:
                 self.close()
                 return
+            if self.streaming:
+                if not data:
+                    self.close("the event stream's client hung up")
+                return
             if data:
                 self._reading()
             self.h11.receive_data(data)
@@ -280,7 +294,59 @@ class HttpConn(Outgoing):
                 # The path, not the target: a query may carry the token.
                 log.exception("HTTP handler failed for %s %s", request.method, request.path)
                 response = error_response(500, "internal_error", "internal error; see the log")
-        self._send(response)
+        if isinstance(response, OpenStream):
+            self._stream(response)
+        else:
+            self._send(response)
+
+    def _stream(self, opened: OpenStream) -> None:
+        """Answer with a response that never ends: the connection streams events."""
+        streams = self.server.streams
+        refused = streams.full()
+        if refused is not None:
+            self._send(refused)
+            return
+        head = h11.Response(
+            status_code=200,
+            headers=[
+                ("content-type", opened.content_type),
+                ("cache-control", "no-cache"),
+                ("x-accel-buffering", "no"),  # a reverse proxy must not hold events back
+                (POSITION_HEADER, streams.bus.last_id),
+            ],
+            reason=b"OK",
+        )
+        try:
+            self._out += self.h11.send(head)
+        except h11.LocalProtocolError as exc:
+            log.warning("cannot answer HTTP request: %s", exc)
+            self.close()
+            return
+        self.streaming = True
+        self.server.idle.pop(self.id, None)
+        self.server.reading.pop(self.id, None)
+        self._keepalive_later()
+        streams.open(self, opened)
+        self.loop.want_flush(self)
+
+    def _keepalive_later(self) -> None:
+        self.loop.call_later(self._timer, self.server.streams.keepalive_interval, self._keepalive)
+
+    def _keepalive(self) -> None:
+        self.server.streams.keepalive(self.id)
+        if not self.closed:
+            self._keepalive_later()
+
+    def send_chunk(self, data: bytes) -> None:
+        """Queue a piece of the stream (released after this iteration's commit)."""
+        if self.closed:
+            return
+        self._out += self.h11.send(h11.Data(data=data))
+        self.loop.want_flush(self)
+
+    def backlog(self) -> int:
+        """Bytes released to the client that its socket has not taken yet."""
+        return len(self._out.sendable)
 
     def _send(self, response: Response) -> None:
         headers = [
@@ -335,6 +401,8 @@ class HttpConn(Outgoing):
         self.server.conns.pop(self.id, None)
         self.server.idle.pop(self.id, None)
         self.server.reading.pop(self.id, None)
+        if self.streaming:
+            self.server.streams.discard(self.id)
 
 
 # h11 ends some messages with the offending bytes as a Python repr; say it in words.

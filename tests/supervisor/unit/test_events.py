@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -105,11 +106,11 @@ def test_a_raising_subscriber_does_not_stop_the_others(caplog):
 
 
 def test_ids_increase_and_last_id_follows():
-    """Every event gets the next id, starting at 1, listened to or not."""
-    bus = EventBus()
+    """Every event gets the next id, "<epoch>-<seq>" with seq from 1, listened to or not."""
+    bus = EventBus(epoch=1700)
     ids = [bus.emit(f"e{i}", {}, time=0.0).id for i in range(5)]
-    assert ids == [1, 2, 3, 4, 5]
-    assert bus.last_id == 5
+    assert ids == ["1700-1", "1700-2", "1700-3", "1700-4", "1700-5"]
+    assert bus.last_id == "1700-5"
 
 
 def test_recent_ring_keeps_only_the_last_events():
@@ -117,7 +118,7 @@ def test_recent_ring_keeps_only_the_last_events():
     bus = EventBus(history=3)
     for i in range(10):
         bus.emit(f"e{i}", {"i": i}, time=float(i))
-    assert [e.id for e in bus.recent] == [8, 9, 10]
+    assert [e.seq for e in bus.recent] == [8, 9, 10]
     assert [e.name for e in bus.recent] == ["e7", "e8", "e9"]
 
 
@@ -127,6 +128,55 @@ def test_a_subscriber_added_later_sees_only_later_events():
     bus.emit("job.completed", {}, time=0.0)
     bus.emit("job.completed", {}, time=0.0)  # fills the match cache for this name
     seen: list[int] = []
-    bus.on("job.*", lambda e: seen.append(e.id))
+    bus.on("job.*", lambda e: seen.append(e.seq))
     bus.emit("job.completed", {}, time=0.0)
     assert seen == [3]
+
+
+def test_since_replays_what_followed_an_id_of_this_run():
+    """since(id) is every later event, oldest first; the newest id gives nothing more."""
+    bus = EventBus(epoch=42)
+    events = [bus.emit(f"e{i}", {}, time=0.0) for i in range(5)]
+    assert [e.seq for e in bus.since(events[1].id) or []] == [3, 4, 5]
+    assert bus.since(events[-1].id) == []
+    assert [e.seq for e in bus.since("42-0") or []] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    "event_id", ["41-1", "42-6", "42-x", "42-²", "nonsense", "", "-1", "42--1"]
+)
+def test_since_refuses_ids_not_from_this_run(event_id):
+    """An id from another epoch, a future one or garbage gets None (a reset), not events."""
+    bus = EventBus(epoch=42)
+    for i in range(5):
+        bus.emit(f"e{i}", {}, time=0.0)
+    assert bus.since(event_id) is None
+
+
+def test_since_refuses_an_id_whose_successors_left_the_window():
+    """Once events after an id are gone from the ring, resuming from it would leave a gap."""
+    bus = EventBus(history=3, epoch=7)
+    for i in range(10):
+        bus.emit(f"e{i}", {}, time=0.0)
+    assert bus.since("7-6") is None
+    assert [e.seq for e in bus.since("7-7") or []] == [8, 9, 10]
+
+
+def test_the_window_is_bounded_by_bytes_too():
+    """A few huge payloads push older events out of the window by their JSON size."""
+    bus = EventBus(history=1000, history_bytes=10_000, epoch=1)
+    for i in range(10):
+        bus.emit("big", {"blob": "x" * 3000, "i": i}, time=0.0)
+    assert [e.data["i"] for e in bus.recent] == [7, 8, 9]
+    assert bus.since("1-6") is None
+
+
+def test_each_event_is_rendered_once_as_json_with_its_time():
+    """Event.json is the payload plus an ISO time; bytes show as $base64, NaN as a string."""
+    bus = EventBus(epoch=1)
+    event = bus.emit("e", {"b": b"\x00", "n": float("nan")}, time=0.5)
+    assert json.loads(event.json) == {
+        "b": {"$base64": "AA=="},
+        "n": "nan",
+        "time": "1970-01-01T00:00:00.500Z",
+    }

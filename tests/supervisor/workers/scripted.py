@@ -1,6 +1,6 @@
 """A test worker driven by its job data: ``{"actions": [[verb, *args], ...]}``.
 
-Verbs: progress PCT MSG | log LEVEL MSG | sleep S | touch PATH (appends 'pid attempt time') | wait_file PATH |
+Verbs: progress PCT MSG | log LEVEL MSG | logs COUNT LEVEL MSG (COUNT lines "MSG i") | sleep S | touch PATH (appends 'pid attempt time') | wait_file PATH |
 return VALUE | return_nested DEPTH (DEPTH lists inside each other) | raise MSG | exit CODE (no outcome) | hang (heartbeats go on) |
 stop (SIGSTOP itself: silent, heartbeat thread included) |
 complete_then_kill_supervisor VALUE (complete; once acked, SIGKILL the supervisor, exit 0) |
@@ -32,6 +32,9 @@ def main(job: Job) -> object:
             job.progress(args[0], args[1] if len(args) > 1 else None)
         elif verb == "log":
             job.log(args[0], args[1])
+        elif verb == "logs":
+            for i in range(args[0]):
+                job.log(args[1], f"{args[2]} {i}")
         elif verb == "sleep":
             time.sleep(args[0])
         elif verb == "touch":
