@@ -163,7 +163,13 @@ function refetch(set, id) {
 
 function onEvent(name, data) {
   if (name === "reset") {
-    loadAll().catch(showError);
+    held = [];
+    // A read in progress may predate what the reset says we missed: read again after it.
+    (loading ? loading.then(() => reload()) : reload()).catch(showError);
+    return;
+  }
+  if (loading) {
+    held.push([name, data]);
     return;
   }
   if (name.startsWith("workflow.")) {
@@ -215,22 +221,51 @@ function bumpChart(outcome) {
 
 let stream = null;
 let pollTimer = null;
+let broken = false; // the stream was down since it was last live
+let loaded = false; // the state has been read once over the REST API
+
 function onStreamState(next) {
-  const was = state.stream;
   state.stream = next;
   render();
   if (next === "live") {
     clearInterval(pollTimer);
     pollTimer = null;
-    // Back after a break: the stream replays what we missed after the last id we saw
-    // (or says reset); the summary's stale and re-attached marks are not events, so
-    // read them again. With no id yet there is nothing to resume from: read it all.
-    if (was !== "connecting") {
-      (stream.lastId ? loadSummary() : loadAll()).catch(showError);
+    if (!loaded) {
+      reload().catch(showError); // the stream is open: nothing after this read is missed
+    } else if (broken) {
+      // Back after a break: the stream replays what we missed after the last id we
+      // saw (or says reset); stale and re-attached marks are not all events, so the
+      // summary is read again. With no id to resume from, everything is.
+      (stream.lastId ? loadSummary() : reload()).catch(showError);
     }
-  } else if (!pollTimer && next !== "connecting") {
-    pollTimer = setInterval(() => loadAll().catch(() => {}), POLL_WHILE_DOWN_MS);
+    broken = false;
+  } else if (next !== "connecting") {
+    broken = true;
+    if (!pollTimer) {
+      pollTimer = setInterval(() => reload().catch(() => {}), POLL_WHILE_DOWN_MS);
+      if (!loaded) reload().catch(showError); // no stream yet: show the state anyway
+    }
   }
+}
+
+// Reading everything while events arrive: the events are held and applied after the
+// read, so one that came in between the read's requests is not lost under older data.
+let loading = null;
+let held = [];
+function reload() {
+  if (loading) return loading;
+  held = [];
+  loading = loadAll()
+    .then(() => {
+      loaded = true;
+    })
+    .finally(() => {
+      loading = null;
+      const events = held;
+      held = [];
+      for (const [name, data] of events) onEvent(name, data);
+    });
+  return loading;
 }
 
 // --- the job drawer -----------------------------------------------------------------
@@ -362,7 +397,7 @@ function showLogin(message) {
 let started = false;
 async function start() {
   try {
-    await loadAll();
+    await loadSummary(); // checks the token before anything else is shown
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       showLogin(started ? "the token was refused" : "");
@@ -374,6 +409,8 @@ async function start() {
   $("main").hidden = false;
   if (started) return;
   started = true;
+  // The stream first, the state once it is open (onStreamState): an event between
+  // the two reads is then never missed.
   stream = new EventStream(EVENTS, { onEvent, onState: onStreamState });
   stream.open();
   setInterval(() => loadSummary().catch(() => {}), SUMMARY_EVERY_MS);
