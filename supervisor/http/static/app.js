@@ -60,7 +60,7 @@ function draw() {
     .sort((a, b) => (a.started_at || "").localeCompare(b.started_at || ""));
   const recent = jobs.filter((j) => ["completed", "failed", "cancelled"].includes(j.status))
     .sort((a, b) => (b.finished_at || "").localeCompare(a.finished_at || "")).slice(0, RECENT);
-  replace($("cards"), views.cards(state.summary, state.stale.size));
+  replace($("cards"), views.cards(state.summary, state.stale.size, running.length));
   replace($("chart"), views.chart(state.summary));
   $("running-count").textContent = String(running.length);
   replace($("running"), running.length ? running.map((job) => views.runningRow(job,
@@ -181,6 +181,8 @@ function onEvent(name, data) {
   const job = state.jobs.get(id);
   if (name === "job.external.progress" && job) {
     job.progress = { ...job.progress, percent: data.percent ?? job.progress.percent, message: data.message ?? job.progress.message };
+    // Its worker speaks, so it is connected (a welcome is no event of its own).
+    if (job.process_state !== "running") job.process_state = "running";
     state.stale.delete(id);
     render();
     return;
@@ -196,6 +198,17 @@ function onEvent(name, data) {
     bumpChart(name.slice(4));
   }
   refetch(refetchJobs, id);
+  summarySoon();
+}
+
+// Counts move with lifecycle events: read the summary again, at most once a second.
+let summaryTimer = null;
+function summarySoon() {
+  if (summaryTimer) return;
+  summaryTimer = setTimeout(() => {
+    summaryTimer = null;
+    loadSummary().catch(() => {});
+  }, 1000);
 }
 
 function onWorkflowEvent(name, data) {

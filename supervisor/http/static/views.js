@@ -3,7 +3,7 @@
 
 import { ago, clock, duration, h, seconds, shortId, svg } from "./dom.js";
 
-export function cards(summary, stale) {
+export function cards(summary, stale, running) {
   const counts = summary ? summary.counts : {};
   const tp = summary ? summary.throughput : null;
   const total = (key) => (tp && tp[key] ? tp[key].reduce((a, b) => a + b, 0) : 0);
@@ -12,7 +12,7 @@ export function cards(summary, stale) {
       h("div", { class: "card-value" }, String(value)),
       h("div", { class: "card-label" }, label));
   return [
-    card("running", counts.running ?? 0, "running"),
+    card("running", running, "running"),
     card("pending", counts.pending ?? 0, "pending"),
     card("scheduled", counts.scheduled ?? 0, "scheduled", "waiting for run_at or a retry's backoff"),
     card("stale", stale, "stale", "running jobs whose worker has gone silent"),
