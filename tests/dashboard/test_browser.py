@@ -78,7 +78,8 @@ def test_the_dashboard_shows_jobs_and_workflows_live_and_recovers_after_kill_9(
     page: Page, tmp_path: Path, marker: str, transport: str
 ) -> None:
     """A running job's bar advances, a completed and a failed job show with the error, a
-    workflow instance's steps show their states; after kill -9 and a restart on the same
+    workflow instance's steps show their states, a job's panel shows its log and attempts
+    and its cancel button stops it; after kill -9 and a restart on the same
     port the page reconnects by itself and catches up (the bar moves on, the job is
     marked re-attached, then completes)."""
     config = write_config(tmp_path, marker, transport)
@@ -106,6 +107,7 @@ def test_the_dashboard_shows_jobs_and_workflows_live_and_recovers_after_kill_9(
         )
         ok_id = client.submit("demo", {"actions": [["log", "info", "all good"], ["return", 1]]})
         bad_id = client.submit("demo", {"actions": [["raise", "disk on fire"]]})
+        held_id = client.submit("demo", {"actions": [["wait_file", actions_file("never")]]})
         order = client.start_workflow("process-order", {"order_id": "A-1", "quantity": 2})
 
         browser_url = server.line.split("(open ")[1].rstrip(")")
@@ -143,6 +145,23 @@ def test_the_dashboard_shows_jobs_and_workflows_live_and_recovers_after_kill_9(
         assert "attempt 1 of 1" in page.js("document.getElementById('d-attempts').textContent")
         assert not page.js("document.getElementById('d-retry').hidden")
         page.screenshot(f"job-{transport}")
+        # Retry answers with the API: the job queued again, or the API's refusal shown.
+        page.js("document.getElementById('d-retry').click()")
+        page.until(
+            "document.getElementById('d-action-error').textContent"
+            f" || !{job_row(bad_id)}?.classList.contains('status-failed')",
+            message="the retry button's answer",
+        )
+        # Cancel from a running job's panel stops it.
+        page.js(f"location.hash = 'job/{held_id}'")
+        page.until(
+            "!document.getElementById('d-cancel').hidden"
+            " && document.getElementById('d-title').textContent.includes('running')",
+            message="the running job's panel with its cancel button",
+        )
+        page.js("document.getElementById('d-cancel').click()")
+        page.until(f"{job_row(held_id)}?.classList.contains('status-cancelled')", message="cancel")
+        assert server.client.get(held_id)["status"] == "cancelled"
         page.js("document.getElementById('d-close').click()")
 
         server.kill()  # SIGKILL: the worker lives on and re-attaches to the next one
