@@ -78,7 +78,8 @@ def test_the_dashboard_shows_jobs_and_workflows_live_and_recovers_after_kill_9(
     page: Page, tmp_path: Path, marker: str, transport: str
 ) -> None:
     """A running job's bar advances, a completed and a failed job show with the error, a
-    workflow instance's steps show their states, a job's panel shows its log and attempts
+    workflow instance's steps show their states (the page asks for a token when its URL
+    has none), a job's panel shows its log and attempts
     and its cancel button stops it; after kill -9 and a restart on the same
     port the page reconnects by itself and catches up (the bar moves on, the job is
     marked re-attached, then completes)."""
@@ -110,6 +111,15 @@ def test_the_dashboard_shows_jobs_and_workflows_live_and_recovers_after_kill_9(
         held_id = client.submit("demo", {"actions": [["wait_file", actions_file("never")]]})
         order = client.start_workflow("process-order", {"order_id": "A-1", "quantity": 2})
 
+        # Without the token in its URL the page asks for it, and refuses a wrong one.
+        page.open(server.url + "/")
+        page.until("!document.getElementById('login').hidden", message="the token form")
+        page.js("document.getElementById('token').value = 'wrong'")
+        page.js("document.getElementById('login').requestSubmit()")
+        page.until(
+            "document.getElementById('login-error').textContent.includes('refused')",
+            message="a wrong token refused",
+        )
         browser_url = server.line.split("(open ")[1].rstrip(")")
         page.open(browser_url)
         assert "token=" not in page.js("location.href"), "the token stays in the address bar"

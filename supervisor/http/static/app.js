@@ -408,12 +408,13 @@ function showLogin(message) {
 }
 
 let started = false;
+let tokenGiven = false; // a token came with the URL or from the form
 async function start() {
   try {
     await loadSummary(); // checks the token before anything else is shown
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
-      showLogin(started ? "the token was refused" : "");
+      showLogin(tokenGiven ? "the token was refused" : "");
       return;
     }
     throw error;
@@ -439,6 +440,7 @@ async function start() {
 $("login").addEventListener("submit", (event) => {
   event.preventDefault();
   setToken($("token").value);
+  tokenGiven = true;
   start().catch(showError);
 });
 $("d-close").addEventListener("click", (event) => {
@@ -448,5 +450,5 @@ $("d-close").addEventListener("click", (event) => {
 $("d-cancel").addEventListener("click", () => act(`/jobs/${state.open}/cancel`));
 $("d-retry").addEventListener("click", () => act(`/jobs/${state.open}/retry`));
 
-if (takeTokenFromUrl()) start().catch(showError);
-else start().catch(() => showLogin(""));
+tokenGiven = takeTokenFromUrl();
+start().catch(showError);
