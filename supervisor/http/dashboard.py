@@ -48,15 +48,12 @@ from supervisor.states import JobStatus
 if TYPE_CHECKING:
     from supervisor.core import Supervisor
 
-STATIC_PREFIX = "/static/"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".txt": "text/plain; charset=utf-8",
-}
+}  # the kinds setup.cfg ships as package data
 SECURITY_HEADERS = [
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),
