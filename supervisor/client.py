@@ -233,7 +233,7 @@ class Client:
         """
         query = urllib.parse.urlencode([("channel", c) for c in channels])
         path = "/events" + (f"?{query}" if query else "")
-        position = last_event_id
+        position = last_event_id or None
         failing_since: float | None = None
         while True:
             try:
@@ -265,6 +265,14 @@ class Client:
             if not reconnect:
                 return
             time.sleep(retry)
+
+    def event_position(self) -> str:
+        """The id of the newest event (``HEAD /events``): streaming from it later with
+        ``events(last_event_id=...)`` misses nothing that happens after this call — say,
+        to follow a job submitted in between."""
+        _status, headers, _body = self._request("HEAD", "/events")
+        lower = {k.lower(): v for k, v in headers.items()}
+        return lower.get("x-last-event-id", "")
 
     def _open_stream(
         self, path: str, position: str | None, read_timeout: float

@@ -54,6 +54,8 @@ CONTENT_TYPE = "text/event-stream; charset=utf-8"
 CHANNEL_KINDS = ("job", "workflow", "kind")
 MAX_CHANNELS = 64
 KEEPALIVE = b": keep-alive\n\n"
+# Sent first: a browser's EventSource reconnects after 1 s instead of its default 3 s.
+RECONNECT = b"retry: 1000\n\n"
 # The position a stream opened at: a client that has read no event yet resumes from it.
 POSITION_HEADER = "x-last-event-id"
 
@@ -81,7 +83,10 @@ def open_events(sup: Supervisor, request: Request, params: dict[str, str]) -> Re
     channels = parse_channels(request.target)
     last = request.query.get("last_event_id") or request.headers.get("last-event-id") or None
     if request.method == "HEAD":
-        return Response(200, b"", CONTENT_TYPE, [("cache-control", "no-cache")])
+        # Where a stream opened now would start: a client that reads it, then submits a
+        # job and streams from it, misses none of the job's events.
+        headers = [("cache-control", "no-cache"), (POSITION_HEADER, sup.events.last_id)]
+        return Response(200, b"", CONTENT_TYPE, headers)
     return OpenStream(200, b"", CONTENT_TYPE, channels=channels, last_event_id=last)
 
 
@@ -155,6 +160,7 @@ class EventStreams:
         """Start ``sink``'s stream: what it missed (or a reset), then live events."""
         stream = _Stream(sink, request.channels)
         self._streams[sink.id] = stream
+        sink.send_chunk(RECONNECT)
         if request.last_event_id is None:
             return
         missed = self.bus.since(request.last_event_id)

@@ -8,6 +8,7 @@ see exactly one connection, its status, its headers and its comments.
 from __future__ import annotations
 
 import http.client
+import socket
 from typing import Any
 
 from supervisor.client import SseParser, StreamEvent
@@ -26,12 +27,19 @@ class EventStream:
         headers: dict[str, str] | None = None,
         auth: bool = True,
         timeout: float = 20.0,
+        rcvbuf: int | None = None,
     ) -> None:
         assert sv.http is not None
         sent = dict(headers or {})
         if auth:
             sent["authorization"] = f"Bearer {sv.client.token}"
         self.conn = http.client.HTTPConnection(sv.http.host, sv.http.port, timeout=timeout)
+        if rcvbuf is not None:  # set before the handshake, so the window follows it
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect((sv.http.host, sv.http.port))
+            self.conn.sock = sock
         self.conn.request("GET", path, headers=sent)
         self.response = self.conn.getresponse()
         self.status = self.response.status

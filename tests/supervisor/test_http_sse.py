@@ -4,12 +4,15 @@ real HTTP connection reading the stream."""
 from __future__ import annotations
 
 import socket
+import threading
 import urllib.parse
 
 import pytest
 
-from supervisor.testing import wait_for
+from supervisor.client import Client, ClientError, StreamEvent
+from supervisor.testing import ServerProcess, wait_for
 from tests.supervisor.rawhttp import request
+from tests.supervisor.serverconfig import write_config
 from tests.supervisor.ssestream import EventStream
 
 LIFECYCLE = [
@@ -33,6 +36,7 @@ def test_one_jobs_progress_log_and_completion_arrive_in_order(transport, start, 
     with EventStream(sv) as stream:
         assert stream.status == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
+        assert stream.response.readline() == b"retry: 1000\n"  # browsers reconnect in 1 s
         actions = [["progress", 40, "half way"], ["log", "info", "hello"], ["return", {"n": 1}]]
         job_id = sv.client.submit("demo", {"actions": actions})
         events = stream.until("job.demo.completed", job_id)
@@ -111,7 +115,7 @@ def test_an_id_older_than_the_window_gets_a_reset(start, worker):
 def test_a_client_that_stops_reading_is_dropped_while_another_keeps_receiving(start, worker):
     """A reader that stalls is closed once its buffer passes sse_buffer; another stream
     gets every event and /healthz keeps answering meanwhile."""
-    sv = start({"demo": worker()}, sse_buffer=8192, log_event_rate=100_000)
+    sv = start({"demo": worker()}, sse_buffer=65536, log_event_rate=100_000)
     assert sv.http is not None
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before the handshake
@@ -121,11 +125,14 @@ def test_a_client_that_stops_reading_is_dropped_while_another_keeps_receiving(st
     stalled.sendall(
         f"GET /events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\r\n".encode()
     )
-    with EventStream(sv) as steady:
+    # The steady reader's socket can hold everything the job sends: it keeps up even
+    # when this thread is slow to read, on a machine busy with other tests.
+    with EventStream(sv, rcvbuf=8 << 20) as steady:
         wait_for(lambda: sv.call(lambda: len(sv.http.streams)) == 2, message="two streams")  # type: ignore[union-attr]
-        # 900 lines of 8 kB: more than the kernel's socket buffers hold, fewer than the
-        # worker library buffers (so every line is sent).
-        line = "y" * 8000
+        # 900 lines of 2 kB: far more than a stream's kernel buffer (256 KiB) and
+        # sse_buffer hold, less than the steady reader's socket holds, and fewer lines
+        # than the worker library buffers (so every line is sent).
+        line = "y" * 2000
         job_id = sv.client.submit("demo", {"actions": [["logs", 900, "info", line]]})
         logs = 0
         while True:
@@ -137,9 +144,9 @@ def test_a_client_that_stops_reading_is_dropped_while_another_keeps_receiving(st
                 assert request(sv, "GET", "/healthz", auth=False).status == 200
             if event.name == "job.completed":
                 break
+        assert sv.call(lambda: len(sv.http.streams)) == 1  # type: ignore[union-attr]
     assert logs == 900
     assert sv.call(lambda: sv.sup.counters.sse_clients_dropped) == 1
-    assert sv.call(lambda: len(sv.http.streams)) == 0  # type: ignore[union-attr]
     # The stalled client finds its connection closed after what was already sent.
     while stalled.recv(65536):
         pass
@@ -263,3 +270,141 @@ def test_a_log_flood_is_sent_at_a_bounded_rate_with_a_note_of_the_rest(start, wo
     assert sv.call(lambda: sv.sup.counters.log_events_dropped) == 300 - len(lines)
     log_file = sv.settings.state_dir / "logs" / f"{job_id}.log"
     assert sum("line " in text for text in log_file.read_text().splitlines()) == 300
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Collector:
+    """``Client.events()`` on a thread, collecting until it sees ``stop_at`` (a job id)."""
+
+    def __init__(self, client: Client, **options: object) -> None:
+        self.events: list[StreamEvent] = []
+        self.stop_at = ""
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(client, options), daemon=True)
+        self.thread.start()
+
+    def _run(self, client: Client, options: dict) -> None:
+        try:
+            for event in client.events(retry=0.05, give_up=30, **options):
+                self.events.append(event)
+                if event.name == "job.completed" and event.data["id"] == self.stop_at:
+                    return
+        except BaseException as exc:  # reported to the test
+            self.error = exc
+
+    def saw(self, name: str, job_id: str | None = None) -> bool:
+        assert self.error is None, self.error
+        return any(
+            e.name == name and (job_id is None or e.data.get("id") == job_id) for e in self.events
+        )
+
+
+def test_the_client_reader_resumes_after_a_drop_and_resets_after_a_restart(start, worker, tmp_path):
+    """Client.events() reconnects by itself: after a dropped connection it resumes with no
+    gap or duplicate; after a supervisor restart it yields a reset, then the new events."""
+    state, port = tmp_path / "state", free_port()
+    sv = start({"demo": worker()}, state=state, http=f"127.0.0.1:{port}")
+    client = sv.client
+    collector = Collector(client)
+    wait_for(lambda: sv.call(lambda: len(sv.http.streams)) == 1, message="the stream")  # type: ignore[union-attr]
+    first = client.submit("demo", {"actions": [["log", "info", "one"]]})
+    wait_for(lambda: collector.saw("job.completed", first), message="the first job")
+
+    def drop_streams() -> None:
+        for conn in list(sv.http.conns.values()):  # type: ignore[union-attr]
+            if conn.streaming:
+                conn.close("dropped by the test")
+
+    sv.call(drop_streams)
+    second = client.submit("demo", {"actions": [["progress", 10, "x"]]})
+    wait_for(lambda: collector.saw("job.completed", second), message="the second job")
+    seqs = [int(e.id.rpartition("-")[2]) for e in collector.events]
+    assert seqs == list(range(1, len(seqs) + 1))  # every event once, none missing
+    sv.stop()
+    sv = start({"demo": worker()}, state=state, http=f"127.0.0.1:{port}")
+    wait_for(lambda: sv.call(lambda: len(sv.http.streams)) == 1, message="the reconnection")  # type: ignore[union-attr]
+    third = sv.client.submit("demo")
+    collector.stop_at = third
+    collector.thread.join(timeout=30)
+    assert not collector.thread.is_alive() and collector.error is None
+    after = collector.events[len(seqs) :]
+    assert after[0].name == "reset"
+    assert [e.name for e in after[1:]][:2] == ["job.external.spawned", "job.completed"]
+    assert {e.data["id"] for e in after[1:]} == {third}
+
+
+def test_the_client_reader_filters_by_channel_and_refuses_a_bad_token(start, worker):
+    """Client.events(channels=...) passes the channels on; a wrong token raises at once
+    instead of retrying."""
+    sv = start({"demo": worker(), "other": worker()})
+    wrong = Client(sv.client.url, "wrong")
+    with pytest.raises(ClientError) as refused:
+        next(wrong.events())
+    assert refused.value.status == 401
+    kept = sv.client.events(["kind:other"])
+    job_ids = [sv.client.submit("demo"), sv.client.submit("other")]
+    for event in kept:
+        assert event.data["id"] == job_ids[1], event
+        if event.name == "job.completed":
+            break
+    kept.close()
+
+
+def test_head_events_answers_the_position_without_a_stream(start, worker):
+    """HEAD /events ends at once, opens no stream, and says the current position: a job
+    submitted after it is followed from its first event (Client.event_position)."""
+    sv = start({"demo": worker()})
+    reply = request(sv, "HEAD", "/events")
+    assert reply.status == 200 and reply.body == b""
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    assert sv.call(lambda: len(sv.http.streams)) == 0  # type: ignore[union-attr]
+    assert reply.headers["x-last-event-id"] == sv.call(lambda: sv.sup.events.last_id)
+    position = sv.client.event_position()
+    job_id = sv.client.submit("demo")
+    sv.wait(job_id)  # done before the stream opens: it is replayed from the position
+    names = []
+    for event in sv.client.events([f"job:{job_id}"], last_event_id=position):
+        names.append(event.name)
+        if event.name == "job.demo.completed":
+            break
+    assert names == ["job.external.spawned", "job.completed", "job.demo.completed"]
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_a_reader_catches_up_after_the_supervisor_is_killed(transport, tmp_path, marker):
+    """Across a kill -9 of `jobvisor serve`, Client.events() reconnects by itself and gets
+    a reset (what happened while it was away must be re-read), then live events: the
+    running job, re-attached meanwhile, completes."""
+    port = free_port()
+    config = write_config(tmp_path, marker, transport=transport)
+    config.write_text(config.read_text().replace('"127.0.0.1:0"', f'"127.0.0.1:{port}"'))
+    server = ServerProcess(config).start()
+    try:
+        # An id of no run: the stream starts with a reset, which shows it is connected.
+        collector = Collector(server.client, last_event_id="0-0")
+        wait_for(lambda: collector.saw("reset"), message="the stream")
+        go = tmp_path / "go"
+        job_id = server.client.submit("demo", {"actions": [["wait_file", str(go)]]})
+        wait_for(lambda: collector.saw("job.external.spawned", job_id), message="the spawn")
+        before = len(collector.events)
+        server.kill()
+        server = ServerProcess(config).start()
+        wait_for(lambda: len(collector.events) > before, message="the reconnection")
+        # The reset says: re-read the state. The job re-attached meanwhile.
+        assert server.client.get(job_id)["process_state"] in ("running", "orphaned")
+        go.touch()
+        collector.stop_at = job_id
+        collector.thread.join(timeout=30)
+        assert not collector.thread.is_alive() and collector.error is None
+    finally:
+        server.kill()
+    assert [e.name for e in collector.events[:before]] == ["reset", "job.external.spawned"]
+    after = [e.name for e in collector.events[before:]]
+    assert after[0] == "reset"
+    assert after[-1] == "job.completed"
+    assert collector.events[-1].data["id"] == job_id
