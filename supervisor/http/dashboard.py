@@ -43,7 +43,7 @@ from supervisor.http.auth import wants_page
 from supervisor.http.exchange import Request, Response
 from supervisor.http.routes import error_response, int_param, json_response, route
 from supervisor.http.routes import index as json_index
-from supervisor.states import JobStatus
+from supervisor.states import JobStatus, ProcessState
 
 if TYPE_CHECKING:
     from supervisor.core import Supervisor
@@ -126,15 +126,20 @@ def static_file(sup: Supervisor, request: Request, params: dict[str, str]) -> Re
 
 @route("/dashboard/summary", "GET", ("minutes",))
 def summary(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
-    """Counts, stale and re-attached jobs, and outcomes per minute (docs/dashboard.md)."""
+    """Counts, stale, re-attached and unconnected running jobs, and outcomes per minute
+    (docs/dashboard.md)."""
     minutes = int_param(request, "minutes", CHART_MINUTES, 1, 120)
     now = sup.clock.wall()
     counts = {status.value: 0 for status in JobStatus if status not in FINAL}
     stale: list[str] = []
     reattached: list[str] = []
+    unconnected: dict[str, str] = {}
     for job in sup.table:
         if job.status.value in counts:
             counts[job.status.value] += 1
+        # A worker's welcome is no event: the page learns here that it connected.
+        if job.status is JobStatus.RUNNING and job.process_state is not ProcessState.RUNNING:
+            unconnected[job.id] = "none" if job.process_state is None else job.process_state.value
         attempt = sup.runner.attempts.get(job.id)
         if attempt is not None and attempt.stale:
             stale.append(job.id)
@@ -156,6 +161,7 @@ def summary(sup: Supervisor, request: Request, params: dict[str, str]) -> Respon
             "counts": counts,
             "stale": stale,
             "reattached": reattached,
+            "unconnected": unconnected,
             "throughput": _throughput(sup, now, minutes),
         },
     )

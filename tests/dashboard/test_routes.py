@@ -124,6 +124,7 @@ def test_the_summary_counts_running_jobs_stale_ones_and_outcomes(
 
     wait_for(lambda: silent in summary()["stale"], timeout=10, message="the silent job to be stale")
     shown = summary()
+    assert shown["unconnected"] == {}  # both workers said hello
     assert shown["counts"]["running"] == 2
     assert running not in shown["stale"]
     assert sum(shown["throughput"]["completed"]) == 1
@@ -131,6 +132,19 @@ def test_the_summary_counts_running_jobs_stale_ones_and_outcomes(
     assert shown["throughput"]["completed"][-1] + shown["throughput"]["completed"][-2] == 1
     (tmp_path / "go").touch()
     sv.client.wait(running)
+
+
+def test_a_running_job_whose_worker_has_not_connected_is_listed_unconnected(
+    start, worker, tmp_path
+):
+    """A worker that was started but has not said hello is listed with its process
+    state (spawning): its welcome would be no event, so the page learns it here."""
+    hold = tmp_path / "hold"
+    sv = start({"held": worker("hold.sh", env={"HOLD_FILE": str(hold)}, heartbeat_timeout=30.0)})
+    job = sv.client.submit("held")
+    wait_for(hold.exists, message="the worker to start")
+    assert request(sv, "GET", "/dashboard/summary").json()["unconnected"] == {job: "spawning"}
+    sv.client.cancel(job)
 
 
 def test_a_worker_that_outlived_its_supervisor_is_marked_reattached(start, worker, tmp_path):

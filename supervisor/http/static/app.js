@@ -11,7 +11,7 @@
 // changes mark the page dirty and one requestAnimationFrame redraws it.
 
 import { ApiError, EventStream, getJson, getText, postJson, setToken, takeTokenFromUrl } from "./api.js";
-import { duration, h, replace, shortId } from "./dom.js";
+import { duration, h, morph, replace, shortId } from "./dom.js";
 import * as views from "./views.js";
 
 const RECENT = 30;
@@ -60,18 +60,18 @@ function draw() {
     .sort((a, b) => (a.started_at || "").localeCompare(b.started_at || ""));
   const recent = jobs.filter((j) => ["completed", "failed", "cancelled"].includes(j.status))
     .sort((a, b) => (b.finished_at || "").localeCompare(a.finished_at || "")).slice(0, RECENT);
-  replace($("cards"), views.cards(state.summary, state.stale.size, running.length));
-  replace($("chart"), views.chart(state.summary));
+  morph($("cards"), views.cards(state.summary, state.stale.size, running.length));
+  morph($("chart"), views.chart(state.summary));
   $("running-count").textContent = String(running.length);
-  replace($("running"), running.length ? running.map((job) => views.runningRow(job,
+  morph($("running"), running.length ? running.map((job) => views.runningRow(job,
     { stale: state.stale.has(job.id), reattached: state.reattached.has(job.id) }, openJob))
     : h("div", { class: "empty" }, "nothing running"));
-  replace($("recent"), recent.length ? recent.map((job) => views.outcomeRow(job, openJob))
+  morph($("recent"), recent.length ? recent.map((job) => views.outcomeRow(job, openJob))
     : h("div", { class: "empty" }, "no finished jobs yet"));
   const instances = [...state.instances.values()]
     .sort((a, b) => (b.created_at || "").localeCompare(a.created_at || "")).slice(0, INSTANCES);
   $("workflow-count").textContent = instances.length ? String(instances.length) : "";
-  replace($("workflows"), instances.length
+  morph($("workflows"), instances.length
     ? instances.map((i) => views.instanceRow(i, state.definitions.get(i.workflow)))
     : h("div", { class: "empty" }, state.definitions.size ? "no instances yet" : "workflows are not enabled"));
   const conn = $("conn");
@@ -106,6 +106,9 @@ async function loadSummary() {
   state.summary = summary;
   state.stale = new Set(summary.stale);
   state.reattached = new Set(summary.reattached);
+  for (const job of state.jobs.values()) {
+    if (job.status === "running") job.process_state = summary.unconnected[job.id] || "running";
+  }
   render();
 }
 

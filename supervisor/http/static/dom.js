@@ -36,6 +36,44 @@ export function replace(node, ...children) {
   append(node, children);
 }
 
+// Like replace, but the nodes already there are updated in place wherever the new tree
+// has the same shape: a row under the pointer stays the same element (a click whose
+// press and release straddle a redraw still lands), and a progress bar keeps its node,
+// so its width animates instead of jumping. Listeners are not copied: those of the
+// nodes kept are the same functions (they read data-* attributes when they fire).
+export function morph(node, ...children) {
+  const next = document.createElement("div");
+  append(next, children);
+  patchChildren(node, next);
+}
+
+function patchChildren(old, next) {
+  const fresh = [...next.childNodes];
+  fresh.forEach((child, i) => {
+    const current = old.childNodes[i];
+    if (!current) old.append(child);
+    else if (!same(current, child)) old.replaceChild(child, current);
+    else if (current.nodeType === Node.TEXT_NODE) {
+      if (current.data !== child.data) current.data = child.data;
+    } else patch(current, child);
+  });
+  while (old.childNodes.length > fresh.length) old.lastChild.remove();
+}
+
+function same(a, b) {
+  return a.nodeType === b.nodeType && a.nodeName === b.nodeName;
+}
+
+function patch(old, next) {
+  for (const { name } of [...old.attributes]) {
+    if (!next.hasAttribute(name)) old.removeAttribute(name);
+  }
+  for (const { name, value } of [...next.attributes]) {
+    if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+  }
+  patchChildren(old, next);
+}
+
 export function seconds(iso) {
   return iso ? Date.parse(iso) / 1000 : null;
 }
