@@ -145,6 +145,12 @@ def test_the_dashboard_shows_jobs_and_workflows_live_and_recovers_after_kill_9(
         assert steps["ship"] == "completed" and steps["notify"] == "completed"
         assert steps["backorder"] == "unreached"  # the choice took the other branch
         page.screenshot(f"dashboard-{transport}")
+        # A step opens the panel of the job that ran it.
+        page.js(f"{wf}.querySelector('[data-step=\"validate\"]').click()")
+        page.until(
+            "document.getElementById('d-title').textContent.includes('workflow-step')",
+            message="the validate step's job in the panel",
+        )
 
         # The failed job's panel: its error, the supervisor's attempt lines, its log.
         page.js(f"{job_row(bad_id)}.click()")

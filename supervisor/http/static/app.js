@@ -446,6 +446,9 @@ $("login").addEventListener("submit", (event) => {
   tokenGiven = true;
   start().catch(showError);
 });
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && state.open) window.location.hash = "";
+});
 $("d-close").addEventListener("click", (event) => {
   event.preventDefault();
   window.location.hash = "";

@@ -137,7 +137,10 @@ function stepNode(step, instance) {
   const status = state ? state.status : "unreached";
   const title = [step.kind, status, state && state.error ? state.error.message : null]
     .filter(Boolean).join(" · ");
-  const node = h("div", { class: `step step-${status} kind-${step.kind}`, title, "data-step": step.name, "data-status": status },
+  // A step that ran a job links to that job's panel (its log, its attempts).
+  const jobId = state && state.job_id;
+  const node = h(jobId ? "a" : "div", { class: `step step-${status} kind-${step.kind}`, title,
+    "data-step": step.name, "data-status": status, href: jobId ? `#job/${jobId}` : null },
     h("span", { class: "step-name" }, step.name),
     state && state.progress_percent !== undefined ? progressBar(state.progress_percent) : null,
     state && state.attempts > 1 ? h("span", { class: "step-attempts" }, `×${state.attempts}`) : null);
