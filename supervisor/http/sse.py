@@ -165,8 +165,9 @@ class EventStreams:
             return
         missed = self.bus.since(request.last_event_id)
         if missed is None:
+            shown = request.last_event_id[:80]  # echoed, so bounded
             reason = (
-                f"event {request.last_event_id!r} is not in the replay window "
+                f"event {shown!r} is not in the replay window "
                 "(from before a restart, too old, or never sent): re-read the state"
             )
             sink.send_chunk(reset_frame(self.bus.last_id, reason))
