@@ -180,6 +180,11 @@ def test_the_dashboard_shows_jobs_and_workflows_live_and_recovers_after_kill_9(
         assert server.client.get(held_id)["status"] == "cancelled"
         page.js("document.getElementById('d-close').click()")
 
+        # A burst of outcomes (read back as lists, not one by one) all show.
+        burst = [client.submit("demo", {"actions": [["return", n]]}) for n in range(12)]
+        shown = " && ".join(f"{job_row(j)}?.classList.contains('status-completed')" for j in burst)
+        page.until(shown, message="a burst of twelve outcomes")
+
         server.kill()  # SIGKILL: the worker lives on and re-attaches to the next one
         page.until(
             "document.getElementById('conn').dataset.state !== 'live'",

@@ -1,11 +1,12 @@
 // The dashboard's state and wiring (docs/dashboard.md).
 //
-// Theory of operation. The first state comes from the REST API: running jobs, recent
-// outcomes, workflow instances and the summary (counts, stale and re-attached jobs, the
-// throughput chart). From then on the SSE stream (/events) moves it: a progress event
-// updates its job's bar in place, a lifecycle event re-reads that one job or instance
-// (a handful of small requests, coalesced per animation frame), and `reset` (the server
-// could not replay what we missed) re-reads everything. While the stream is down (a
+// Theory of operation. The SSE stream (/events) opens first; once it is open the state
+// is read over the REST API (running jobs, recent outcomes, workflow instances and the
+// summary: counts, stale and re-attached jobs, the throughput chart), with the events
+// that arrive meanwhile held and applied after it. From then on the stream moves it: a
+// progress event updates its job's bar in place, a lifecycle event re-reads that one job
+// or instance (gathered for 150 ms; past eight at once, the lists are read again
+// instead), and `reset` (the server could not replay what we missed) re-reads everything. While the stream is down (a
 // supervisor restart) the page says so and polls; when it comes back the stream resumes
 // from the last event id and the page re-reads the summary. Rendering is batched: state
 // changes mark the page dirty and one requestAnimationFrame redraws it.
@@ -19,6 +20,9 @@ const INSTANCES = 8;
 const SUMMARY_EVERY_MS = 10000;
 const POLL_WHILE_DOWN_MS = 3000;
 const LOG_EVERY_MS = 2000;
+const MAX_RUNNING = 200; // running jobs listed
+const MAX_SINGLE_READS = 8; // changed jobs read one by one; more: the lists again
+const REFETCH_DELAY_MS = 150; // changes gathered before they are read
 const EVENTS = [
   "reset",
   "job.submitted", "job.external.spawned", "job.external.progress", "job.external.log",
@@ -80,7 +84,8 @@ function draw() {
   conn.dataset.state = state.stream;
   if (state.summary) {
     $("node").textContent = state.summary.node;
-    $("uptime").textContent = "up " + duration(state.summary.now - state.summary.started_at);
+    const since = Date.now() / 1000 - state.summaryAt;
+    $("uptime").textContent = "up " + duration(state.summary.now - state.summary.started_at + since);
   }
   drawDrawer();
 }
@@ -88,8 +93,15 @@ function draw() {
 // --- reading state ------------------------------------------------------------------
 
 async function loadAll() {
+  await Promise.all([loadJobs(), loadSummary(), loadWorkflows()]);
+  render();
+}
+
+// The running jobs and the latest ones: two reads, whatever the number of jobs that
+// changed (this also bounds the jobs the page holds).
+async function loadJobs() {
   const [runningJobs, recentJobs] = await Promise.all([
-    getJson("/jobs?status=running&limit=200"),
+    getJson(`/jobs?status=running&limit=${MAX_RUNNING}`),
     getJson(`/jobs?limit=${RECENT * 2}`),
   ]);
   const jobs = new Map();
@@ -97,13 +109,12 @@ async function loadAll() {
   if (open) jobs.set(open.id, open); // the panel's job may be older than the lists
   for (const job of [...recentJobs.jobs, ...runningJobs.jobs]) jobs.set(job.id, job);
   state.jobs = jobs;
-  await Promise.all([loadSummary(), loadWorkflows()]);
-  render();
 }
 
 async function loadSummary() {
   const summary = await getJson("/dashboard/summary");
   state.summary = summary;
+  state.summaryAt = Date.now() / 1000;
   state.stale = new Set(summary.stale);
   state.reattached = new Set(summary.reattached);
   for (const job of state.jobs.values()) {
@@ -131,15 +142,21 @@ async function flushRefetches() {
   const instances = [...refetchInstances];
   refetchJobs.clear();
   refetchInstances.clear();
+  // Many changed at once (a burst of outcomes): the two list reads instead of one
+  // read per job, so the page's load on the supervisor does not grow with its rate.
+  const bulk = jobs.length > MAX_SINGLE_READS;
+  const instancesBulk = instances.length > MAX_SINGLE_READS;
   await Promise.all([
-    ...jobs.map(async (id) => {
+    bulk ? loadJobs() : null,
+    instancesBulk ? loadWorkflows() : null,
+    ...(bulk ? [] : jobs).map(async (id) => {
       try {
         state.jobs.set(id, await getJson(`/jobs/${id}`));
       } catch (error) {
         if (error instanceof ApiError && error.status === 404) state.jobs.delete(id);
       }
     }),
-    ...instances.map(async (id) => {
+    ...(instancesBulk ? [] : instances).map(async (id) => {
       try {
         state.instances.set(id, await getJson(`/workflows/instances/${id}`));
       } catch (_) {
@@ -147,8 +164,19 @@ async function flushRefetches() {
       }
     }),
   ]);
+  if (!bulk) prune();
   render();
   if (state.open && jobs.includes(state.open)) followLog();
+}
+
+// Jobs read one by one pile up: keep the running ones, the open one and the latest
+// finished ones the page can show.
+function prune() {
+  if (state.jobs.size <= MAX_RUNNING + RECENT * 4) return;
+  const finished = [...state.jobs.values()]
+    .filter((j) => j.status !== "running" && j.id !== state.open)
+    .sort((a, b) => (b.finished_at || b.created_at || "").localeCompare(a.finished_at || a.created_at || ""));
+  for (const job of finished.slice(RECENT * 2)) state.jobs.delete(job.id);
 }
 
 let flushQueued = false;
@@ -156,10 +184,10 @@ function refetch(set, id) {
   set.add(id);
   if (flushQueued) return;
   flushQueued = true;
-  requestAnimationFrame(() => {
+  setTimeout(() => {
     flushQueued = false;
     flushRefetches().catch(showError);
-  });
+  }, REFETCH_DELAY_MS);
 }
 
 // --- the event stream ---------------------------------------------------------------
