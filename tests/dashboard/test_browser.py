@@ -77,10 +77,10 @@ def bar_value(job_id: str) -> str:
 def test_the_dashboard_shows_jobs_and_workflows_live_and_recovers_after_kill_9(
     page: Page, tmp_path: Path, marker: str, transport: str
 ) -> None:
-    """A running job's bar advances, a completed and a failed job show with the error, a
-    workflow instance's steps show their states (the page asks for a token when its URL
-    has none), a job's panel shows its log and attempts
-    and its cancel button stops it; after kill -9 and a restart on the same
+    """A running job's bar advances, a completed and a failed job show with the error (as
+    text: markup in it never runs), a workflow instance's steps show their states, the
+    page asks for a token when its URL has none, a job's panel shows its log and
+    attempts and its cancel button stops it; after kill -9 and a restart on the same
     port the page reconnects by itself and catches up (the bar moves on, the job is
     marked re-attached, then completes)."""
     config = write_config(tmp_path, marker, transport)
@@ -107,7 +107,8 @@ def test_the_dashboard_shows_jobs_and_workflows_live_and_recovers_after_kill_9(
             },
         )
         ok_id = client.submit("demo", {"actions": [["log", "info", "all good"], ["return", 1]]})
-        bad_id = client.submit("demo", {"actions": [["raise", "disk on fire"]]})
+        markup = "<img src=x onerror=window.pwned=1>"  # shown as text, never run
+        bad_id = client.submit("demo", {"actions": [["raise", f"{markup} disk on fire"]]})
         held_id = client.submit("demo", {"actions": [["wait_file", actions_file("never")]]})
         order = client.start_workflow("process-order", {"order_id": "A-1", "quantity": 2})
 
@@ -132,7 +133,8 @@ def test_the_dashboard_shows_jobs_and_workflows_live_and_recovers_after_kill_9(
 
         page.until(f"{job_row(ok_id)}?.classList.contains('status-completed')", message="ok")
         page.until(f"{job_row(bad_id)}?.classList.contains('status-failed')", message="failed")
-        assert "disk on fire" in page.js(f"{job_row(bad_id)}.textContent")
+        assert f"{markup} disk on fire" in page.js(f"{job_row(bad_id)}.textContent")
+        assert page.js("window.pwned === undefined && !document.querySelector('img')")
 
         wf = f"document.querySelector('[data-instance=\"{order}\"]')"
         page.until(f"{wf}?.classList.contains('status-completed')", message="the workflow")
