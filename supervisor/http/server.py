@@ -313,7 +313,7 @@ class HttpConn(Outgoing):
                 ("content-type", opened.content_type),
                 ("cache-control", "no-cache"),
                 ("x-accel-buffering", "no"),  # a reverse proxy must not hold events back
-                (POSITION_HEADER, streams.bus.last_id),
+                (POSITION_HEADER, streams.bus.watch()),
             ],
             reason=b"OK",
         )
