@@ -202,9 +202,9 @@ def _job_or_404(sup: Supervisor, job_id: str) -> Any:
     return job
 
 
-@route("/", "GET")
 def index(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
-    """Where the listening line's browser URL lands: what this API offers."""
+    """What this API offers: ``GET /`` for a client other than a browser (the route is
+    ``supervisor.http.dashboard``'s, which answers a browser with the dashboard)."""
     return json_response(
         200,
         {

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 import h11
 
+import supervisor.http.dashboard  # registers the dashboard's routes (binds the name used below)
 import supervisor.http.workflow_routes  # noqa: F401 - registers the workflow routes
 from supervisor.channels import ACCEPT_BACKOFF
 from supervisor.http.auth import server_token
