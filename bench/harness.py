@@ -264,7 +264,10 @@ class Server:
         return values
 
     def metric(self, name: str) -> float:
-        return self.metrics().get(name, 0.0)
+        """One metric's value, summed over its label sets (``jobvisor_workers_connected``
+        has one per job kind)."""
+        values = self.metrics()
+        return sum(v for k, v in values.items() if k == name or k.startswith(name + "{"))
 
     def rss(self) -> int:
         return int(self.ps.memory_info().rss)

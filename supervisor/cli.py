@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("id")
     cancel.add_argument("--reason", help="recorded as the job's error message")
 
+    retry = command("retry", "run a failed or cancelled job again (same id)")
+    retry.add_argument("id")
+    retry.add_argument(
+        "--max-attempts", type=int, help="attempts it may make now (default: its kind's)"
+    )
+
+    delete = command("delete", "delete a finished job and its log")
+    delete.add_argument("id")
+
     logs = command("logs", "print a job's log")
     logs.add_argument("id")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until it ends")
@@ -324,6 +333,18 @@ def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_retry(client: Client, args: argparse.Namespace) -> int:
+    job = client.retry(args.id, args.max_attempts)
+    print(f"{job['id']} {job['status']}")
+    return EXIT_OK
+
+
+def cmd_delete(client: Client, args: argparse.Namespace) -> int:
+    deleted = client.delete(args.id)
+    print(f"{deleted['deleted']} deleted")
+    return EXIT_OK
+
+
 def cmd_logs(client: Client, args: argparse.Namespace) -> int:
     if args.tail is not None and args.tail < 0:
         raise UsageError(f"--tail must be 0 or more, got {args.tail}")
@@ -478,6 +499,8 @@ COMMANDS = {
     "jobs": cmd_jobs,
     "show": cmd_show,
     "cancel": cmd_cancel,
+    "retry": cmd_retry,
+    "delete": cmd_delete,
     "logs": cmd_logs,
     "watch": cmd_watch,
     "workflow": cmd_workflow,

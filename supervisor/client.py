@@ -311,6 +311,21 @@ class Client:
             ) from None
         return response
 
+    def retry(self, job_id: str, max_attempts: int | None = None) -> dict[str, Any]:
+        """Queue a failed or cancelled job again (same id); the job, now pending."""
+        body = None if max_attempts is None else {"max_attempts": max_attempts}
+        result: dict[str, Any] = self._json(
+            "POST", f"/jobs/{urllib.parse.quote(job_id, safe='')}/retry", body
+        )
+        return result
+
+    def delete(self, job_id: str) -> dict[str, Any]:
+        """Delete a finished job and its log: ``{"deleted": id, "status": ...}``."""
+        result: dict[str, Any] = self._json(
+            "DELETE", f"/jobs/{urllib.parse.quote(job_id, safe='')}"
+        )
+        return result
+
     def logs(self, job_id: str, offset: int = 0) -> LogRead:
         """The job's log from byte ``offset`` (see ``LogRead``)."""
         _status, headers, data = self._request(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import os
 import socket
 import sys
@@ -37,6 +38,9 @@ CONFIG_NAME: Final = "jobvisor.toml"
 MAX_UNIX_PATH: Final = 107
 # "/<instance>/<job id>.sock": 1 + 8 + 1 + 20 + 5
 SOCKET_NAME_ROOM: Final = 1 + 8 + 1 + 20 + 5
+
+DEFAULT_RETENTION: Final = 7 * 86400.0
+_AGE_UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -121,7 +125,17 @@ class ConfigModel(_Strict):
     sse_replay_events: Annotated[int, Field(ge=0)] = 10_000
     sse_replay_bytes: Annotated[int, Field(ge=0)] = 16 << 20
     log_event_rate: Annotated[int, Field(ge=1)] = 100
+
+    # How long finished jobs and their logs are kept (docs/configuration.md): "7d",
+    # "12h", "30m", "90s" or seconds; 0 or "off" keeps them forever.
+    retention: str | NonNegativeFloat = "7d"
     jobs: dict[str, JobKindModel] = {}
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str | float) -> str | float:
+        parse_age(value)  # raises ValueError naming what is accepted
+        return value
 
     @field_validator("tcp_port_range")
     @classmethod
@@ -184,6 +198,10 @@ class Settings:
     # A worker's log lines become ``job.external.log`` events at most this many a second
     # per job; the rest are counted and reported in one note (the log file has them all).
     log_event_rate: int = 100
+
+    # Seconds a finished job (and its log) is kept before the supervisor purges it;
+    # ``None``: kept forever (supervisor/retention.py).
+    retention: float | None = DEFAULT_RETENTION
     jobs: Mapping[str, JobKind] = field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -352,9 +370,34 @@ def _resolve(model: ConfigModel, base: Path, source: str) -> Settings:
         sse_replay_events=model.sse_replay_events,
         sse_replay_bytes=model.sse_replay_bytes,
         log_event_rate=model.log_event_rate,
+        retention=parse_age(model.retention),
         jobs=jobs,
         source=source,
     )
+
+
+def parse_age(value: str | float) -> float | None:
+    """An age such as ``"7d"``, ``"12h"``, ``"30m"``, ``"90s"``, ``"2w"`` or a number of
+    seconds, in seconds; ``0``, ``"0"`` and ``"off"`` are ``None`` (no limit)."""
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower()
+        if text in ("off", "0", ""):
+            return None
+        number, unit = text[:-1], _AGE_UNITS.get(text[-1:])
+        if unit is None:
+            number, unit = text, 1.0
+        try:
+            seconds = float(number) * unit
+        except ValueError:
+            raise ValueError(
+                f'expected an age such as "7d", "12h", "30m", "90s", a number of seconds, '
+                f'or "off"; got {value!r}'
+            ) from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"an age must be a finite number of seconds >= 0, got {value!r}")
+    return seconds or None
 
 
 def check_commands(settings: Settings) -> None:

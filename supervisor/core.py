@@ -19,31 +19,42 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from protocol import limits, pack
+from protocol.framing import DEFAULT_MAX_FRAME
 from supervisor import joblogs
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Settings, check_commands
 from supervisor.errors import (
     BadRequest,
+    JobActive,
     JobFinished,
     JobNotFound,
+    NotRetryable,
     StoreError,
     UnknownJobKind,
 )
 from supervisor.events import EventBus
 from supervisor.loop import Loop
-from supervisor.metrics import Counters
+from supervisor.metrics import Counters, Metrics
 from supervisor.records import JobKind, JobRecord, new_job_id
 from supervisor.recovery import recover
+from supervisor.retention import Retention, active_step_jobs, unlink_log
 from supervisor.runner import Runner
 from supervisor.statelock import StateLock
 from supervisor.states import ACTIVE, JobStatus
 from supervisor.stores import Store, make_store
-from supervisor.stores.base import instance_store, require_instance_store
+from supervisor.stores.base import (
+    DeleteUnsupported,
+    instance_store,
+    managed_store,
+    managed_support_missing,
+    require_instance_store,
+)
 from supervisor.table import JobTable
 from supervisor.views import LATEST_TIME, iso
 from supervisor.workflows.instances import InstanceTable
@@ -53,7 +64,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_DATA_BYTES = 1 << 20
+# A job's data reaches its worker inside ``welcome``, whose frame a worker library refuses
+# over ``DEFAULT_MAX_FRAME`` (1 MiB): the data keeps room for the welcome's other fields (a
+# job id, a kind name of at most 200 characters, five numbers), so accepted data always fits.
+WELCOME_HEADROOM = 4096
+MAX_DATA_BYTES = DEFAULT_MAX_FRAME - WELCOME_HEADROOM
 
 
 def _check_data(data: Any) -> None:
@@ -110,9 +125,14 @@ class Supervisor:
         )
         self.kinds: dict[str, JobKind] = dict(settings.jobs)
         self.counters = Counters()
+        # Histograms and restart-surviving totals for GET /metrics (supervisor/metrics.py).
+        self.metrics = Metrics()
+        self.settled.append(self.metrics.job_settled)
         self.runner = Runner(self, recover)
         self.loop.commit = self._commit
+        self.loop.observe_iteration = self.metrics.iteration_time.observe
         self.loop.busy = lambda: self.table.has_hard_changes or self.instances.has_changes
+        self.retention: Retention | None = None  # set by open()
         self._start_queued = False
         self._flush_due = False
         self._progress_changed: dict[str, JobRecord] = {}
@@ -132,6 +152,10 @@ class Supervisor:
             check_commands(self.settings)  # after: a kind's cwd may be the state folder
             joblogs.prepare_dir(self.settings.log_dir, source=self.settings.source)
             self.store.open()
+            managed = managed_store(self.store)
+            if managed is not None:  # the settled totals go on from what the store holds
+                self.metrics.seed(managed.settled_totals())
+            self.retention = Retention(self)
             self.runner.prepare()
             jobs = self.store.load_active()
             self.table.advance_seq(self.store.max_seq())
@@ -148,6 +172,7 @@ class Supervisor:
                 self.store.load_finished_since(self.clock.wall() - self.runner.give_up_window()),
             )
             self.loop.call_later("flush", self.settings.flush_interval, self._flush_tick)
+            self.retention.start()
             self._queue_start()
             self.loop.run_once(timeout=0)  # commit what recovery decided before serving
         except BaseException:
@@ -228,6 +253,7 @@ class Supervisor:
         if scheduled:
             self._arm_run_at(job)
         else:
+            self.metrics.queued(job, now)
             self._queue_start()
         return job
 
@@ -285,6 +311,88 @@ class Supervisor:
         self._settle(job)
         return job
 
+    def retry(self, job_id: str, max_attempts: int | None = None) -> JobRecord:
+        """Queue a failed or cancelled job again, under the same id (docs/http-api.md,
+        "Managing jobs"): its ``attempts`` go on counting (attempt numbers never repeat),
+        it may make ``max_attempts`` more (default: its kind's), and its log goes on.
+
+        Its last worker may still be exiting: the job is pending at once, and starts
+        once that process is gone (``Runner.winding_down``), as every retry does."""
+        job = self.table.get(job_id)
+        if job is None:
+            job = self.store.get(job_id)
+            if job is None:
+                raise JobNotFound(f"no job with id {job_id!r}")
+        if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise NotRetryable(
+                f"job {job_id} is {job.status}; only a failed or cancelled job can be retried"
+            )
+        kind = self.kinds.get(job.name)
+        if kind is None:
+            raise NotRetryable(f"job {job_id}: no job kind named {job.name!r} is registered")
+        if job_id in active_step_jobs(self):
+            raise NotRetryable(
+                f"job {job_id} is a step of a workflow instance that is still active; "
+                "the workflow retries its steps"
+            )
+        budget = kind.max_attempts if max_attempts is None else max_attempts
+        if type(budget) is not int or not 1 <= budget <= 1000:
+            raise BadRequest(f"max_attempts must be an integer from 1 to 1000, got {budget!r}")
+        managed = managed_store(self.store)
+        if managed is not None:  # the settled totals keep counting it where it was
+            managed.tally_reopened(job.name, job.status)
+        previous = job.status
+        if self.table.get(job_id) is None:
+            self.table.load(job)  # a finished row from the store: in memory again
+        self.table.set_status(
+            job,
+            JobStatus.PENDING,
+            max_attempts=job.attempts + budget,
+            finished_at=None,
+            run_at=None,
+            result=None,
+            error=None,
+        )
+        self.runner.log_line(
+            job, f"retry requested ({previous} before): up to {budget} more attempt(s)"
+        )
+        self.metrics.queued(job, self.clock.wall())
+        self.emit("job.requeued", job, previous_status=previous.value)
+        self._queue_start()
+        return job
+
+    def delete(self, job_id: str) -> JobRecord:
+        """Delete a finished job and its log file (docs/http-api.md, "Managing jobs")."""
+        job = self.table.get(job_id) or self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        if job.active:
+            raise JobActive(f"job {job_id} is {job.status}; cancel it first, then delete it")
+        if self.table.get(job_id) is not None or self.runner.has_attempt(job_id):
+            # Its row would be written again by the commit that records the exit.
+            raise JobActive(
+                f"job {job_id} is {job.status} but its worker is still exiting "
+                f"(process_state {job.process_state}); try again in a moment"
+            )
+        if job_id in active_step_jobs(self):
+            raise JobActive(
+                f"job {job_id} is a step of a workflow instance that is still active; "
+                "delete it once the instance has finished"
+            )
+        managed = managed_store(self.store)
+        if managed is None:
+            cls = type(self.store)
+            missing = ", ".join(managed_support_missing(self.store))
+            raise DeleteUnsupported(
+                f"the store {cls.__module__}:{cls.__qualname__} cannot delete jobs "
+                f"(missing: {missing}); see docs/persistence.md"
+            )
+        if not managed.delete_finished([job_id]):
+            raise JobNotFound(f"no finished job with id {job_id!r} in the store")
+        unlink_log(self, job_id)
+        self.emit("job.deleted", job)
+        return job
+
     def on(self, pattern: str, callback: Callable[..., Any]) -> Callable[[], None]:
         return self.events.on(pattern, callback)
 
@@ -319,6 +427,7 @@ class Supervisor:
 
     def attempt_ended(self, job: JobRecord) -> None:
         """The attempt's process is gone: its slot is free; finished jobs leave memory."""
+        self.metrics.attempt_ended(job, self.clock.wall())
         self._forget_when_settled(job)
         self._queue_start()
 
@@ -429,6 +538,7 @@ class Supervisor:
     def _run_at_reached(self, job: JobRecord) -> None:
         if job.status is JobStatus.SCHEDULED:
             self.table.set_status(job, JobStatus.PENDING, run_at=None)
+            self.metrics.queued(job, self.clock.wall())
             self._queue_start()
 
     def _forget_when_settled(self, job: JobRecord) -> None:
@@ -464,11 +574,13 @@ class Supervisor:
         soft = table.take_soft() if self._flush_due else []
         instances = self.instances.take_changes()
         try:
+            began = time.perf_counter()
             if instances:  # one transaction for both; a store from before instances refuses
                 store = self._instance_store or require_instance_store(self.store)
                 store.write(hard, soft, instances)
             else:  # two arguments: what every store, old custom ones too, accepts
                 self.store.write(hard, soft)
+            self.metrics.commit_time.observe(time.perf_counter() - began)
             self.counters.commits += 1
         except StoreError:
             table.restore(hard, soft)

@@ -137,6 +137,14 @@ class SupervisorThread:
     def cancel(self, job_id: str, reason: str = "cancelled") -> dict[str, Any]:
         return self.call(lambda: job_json(self.sup.cancel(job_id, reason)))
 
+    def retry(self, job_id: str, max_attempts: int | None = None) -> dict[str, Any]:
+        """Queue a failed or cancelled job again, same id (docs/http-api.md)."""
+        return self.call(lambda: job_json(self.sup.retry(job_id, max_attempts)))
+
+    def delete(self, job_id: str) -> None:
+        """Delete a finished job and its log file (docs/http-api.md)."""
+        self.call(lambda: self.sup.delete(job_id))
+
     def wait(self, job_id: str, *statuses: str, timeout: float = 30.0) -> dict[str, Any]:
         """Poll until the job reaches one of ``statuses`` (default: any final one)."""
         wanted = set(statuses or ("completed", "failed", "cancelled"))

@@ -66,3 +66,18 @@ class StoreError(JobvisorError):
 
     code = "store_error"
     http_status = 503
+
+
+class NotRetryable(JobvisorError):
+    """A manual retry of a job that is not failed or cancelled (or cannot run again)."""
+
+    code = "not_retryable"
+    http_status = 409
+
+
+class JobActive(JobvisorError):
+    """An operation that needs a finished job (e.g. delete) met one still active, or one
+    whose worker is still exiting."""
+
+    code = "job_active"
+    http_status = 409

@@ -11,12 +11,14 @@ millisecond), so an id never repeats across restarts, and an id from an earlier 
 recognised as such: a streaming client resuming from it is told to re-read the state
 (``since`` answers ``None``), never handed an unrelated event.
 
-The replay window. Every event is rendered once, when emitted, as the JSON every outside
+The replay window. Every event is rendered at most once, as the JSON every outside
 consumer sends (``Event.json``: the payload plus ``"time"``); the newest events are kept
 in a ring bounded both by count (``history``) and by the bytes of those renderings
 (``history_bytes``), so a few huge results cannot pin gigabytes. ``since(id)`` returns
 what followed ``id`` while it is still in the window: a client that reconnects within it
-misses nothing and sees nothing twice.
+misses nothing and sees nothing twice. The window is kept only once the bus is
+``watch``ed (the first stream, the first position handed out): before that no client
+holds an id of this run, and a supervisor nobody watches renders nothing.
 
 Matching: ``*`` matches any run of characters (dots included), so ``job.*`` sees every
 job event and ``job.*.completed`` sees per-kind completions. The set of subscribers for
@@ -51,7 +53,16 @@ class Event:
     data: dict[str, Any]
     time: float  # wall clock, seconds since the epoch
     channels: tuple[str, ...] = field(default=())  # e.g. ("job:<id>", "kind:<name>")
-    json: str = ""  # the payload plus "time", as one line of JSON
+    _json: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def json(self) -> str:
+        """The payload plus ``"time"``, as one line of JSON (rendered once, when first
+        asked for: most events of an unwatched supervisor never are)."""
+        if self._json is None:
+            object.__setattr__(self, "_json", render(self.data, self.time))
+        assert self._json is not None
+        return self._json
 
 
 Callback = Callable[[Event], Any]
@@ -91,12 +102,21 @@ class EventBus:
         self._history_bytes = history_bytes
         self._recent_bytes = 0
         self.last_seq = 0
+        # Nobody can resume from an id of this run before one is handed out (a stream
+        # opens, a client asks for the position): until then nothing is kept or rendered.
+        self.watched = False
 
     @property
     def last_id(self) -> str:
         """The id of the newest event (``"<epoch>-0"`` before the first one): a client
         that resumes from it gets exactly what comes next."""
         return f"{self.epoch}-{self.last_seq}"
+
+    def watch(self) -> str:
+        """Keep the replay window from now on (a client may come back with an id of this
+        run); returns ``last_id``, the position a resuming client starts from."""
+        self.watched = True
+        return self.last_id
 
     def on(self, pattern: str, callback: Callback) -> Callable[[], None]:
         """Subscribe; returns a function that unsubscribes."""
@@ -121,9 +141,10 @@ class EventBus:
         self, name: str, data: dict[str, Any], *, time: float, channels: tuple[str, ...] = ()
     ) -> Event:
         seq = next(self._seqs)
-        event = Event(f"{self.epoch}-{seq}", seq, name, data, time, channels, render(data, time))
+        event = Event(f"{self.epoch}-{seq}", seq, name, data, time, channels)
         self.last_seq = seq
-        self._remember(event)
+        if self.watched:
+            self._remember(event)
         for callback in self._matching(name):
             try:
                 callback(event)

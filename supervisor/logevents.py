@@ -5,8 +5,8 @@ subscribers and every ``GET /events`` client. A worker that logs in a tight loop
 not turn into a flood of events (each is rendered, kept in the replay window and written
 to every stream), so each job may send ``rate`` log events per one-second window. The
 lines past that are counted, not sent, and the conversation reports the count in one
-note event when the window ends (or before the job's outcome, so the note never follows
-it): ``level`` ``"warning"``, ``data`` ``{"dropped": N}``.
+note event when the window ends, or before the outcome the worker reports (so the note
+never follows it): ``level`` ``"warning"``, ``data`` ``{"dropped": N}``.
 
 Time comes from the caller (the loop's monotonic clock), so tests need no sleeping.
 """

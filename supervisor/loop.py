@@ -155,6 +155,8 @@ class Loop:
         self._writers: dict[int, Flushable] = {}
         self.commit: Callable[[], None] = lambda: None
         self.busy: Callable[[], bool] = lambda: False  # uncommitted work: do not sleep
+        # Told the seconds of work of each iteration, its idle wait excluded (GET /metrics).
+        self.observe_iteration: Callable[[float], None] = lambda seconds: None
         self.thread: threading.Thread | None = None
         self._stop = False
         self._bulk: set[int] = set()
@@ -244,6 +246,7 @@ class Loop:
         """One iteration: poll, timers, ready work, commit, release outputs."""
         wait = self._timeout() if timeout is None else min(timeout, self._timeout())
         events = self.selector.select(wait)
+        began = time.perf_counter()
         bulk: list[tuple[selectors.SelectorKey, int]] = []
         for key, mask in events:
             if key.fd in self._bulk:
@@ -260,6 +263,7 @@ class Loop:
         for _ in range(len(self._ready)):  # work queued now waits for the next round
             self._run(self._ready.popleft())
         self.commit_and_release()
+        self.observe_iteration(time.perf_counter() - began)
 
     def _serve_bulk(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
         """Serve ready worker connections for at most IO_BUDGET seconds.

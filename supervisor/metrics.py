@@ -1,24 +1,71 @@
-"""Counters and the Prometheus text exposition served at ``GET /metrics`` (docs/http-api.md).
+"""What ``GET /metrics`` shows (docs/metrics.md): counters, histograms and gauges.
 
-Counters are plain integers bumped on the loop thread (no locks, no allocation per
-message); gauges are computed from the job table when scraped.
+Theory of operation. Measuring happens on the loop thread and must stay cheap there, so
+nothing here allocates or locks per worker message: ``Counters`` are plain integers;
+a ``Histogram`` is a list of bucket counts that one ``observe`` moves with a bisect
+and two additions, called once per job event (queued, started, spawned, attempt
+ended), once per store commit and once per loop iteration — never per message. Gauges
+(pending, running, stale, connected workers) are not kept at all: a scrape computes
+them from the job table and the live attempts.
+
+The text itself is made by ``prometheus_client`` at scrape time: ``render`` hands a
+collector over this module's numbers to a registry of its own (never the library's
+global one, which would mix in whatever else the embedding process registered) and
+lets ``generate_latest`` write the exposition format, escaping and all
+(docs/decisions.md says why the library and not a hand-written exposition).
+
+Which numbers survive a restart. Process counters (``jobvisor_spawned_total``,
+``jobvisor_worker_messages_total``, ...) start at zero with each supervisor, as
+Prometheus counters do after a restart (``rate()`` handles the reset). The settled
+totals, ``jobvisor_jobs_settled_total{kind,status}``, are seeded at start from the store
+(``ManagedStore.settled_totals``: the finished rows plus a tally of those deleted,
+purged or retried since) and then counted here, so after a ``kill -9`` they go on from
+what the store holds: each of them was counted in the iteration whose commit made it
+durable.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from supervisor.states import JobStatus
 
 if TYPE_CHECKING:
     from supervisor.clock import Clock
     from supervisor.records import JobRecord
 
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+# Seconds. Jobs wait and run from milliseconds to hours; the loop's own work from
+# microseconds (an idle wakeup) to the 20 ms I/O budget and beyond (a slow commit).
+JOB_BUCKETS: Final = (0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 30, 60, 300, 900, 3600, 14400)
+LOOP_BUCKETS: Final = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5)
+
 
 class _Live(Protocol):
     @property
     def conn(self) -> object | None: ...
+    @property
+    def stale(self) -> bool: ...
+    @property
+    def kind(self) -> _Named: ...
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
 
 
 class _Attempts(Protocol):
@@ -33,9 +80,13 @@ class Scraped(Protocol):
     @property
     def counters(self) -> Counters: ...
     @property
+    def metrics(self) -> Metrics: ...
+    @property
     def table(self) -> Iterable[JobRecord]: ...
     @property
     def runner(self) -> _Attempts: ...
+    @property
+    def kinds(self) -> Mapping[str, object]: ...
     @property
     def clock(self) -> Clock: ...
     @property
@@ -44,6 +95,8 @@ class Scraped(Protocol):
 
 @dataclass(slots=True)
 class Counters:
+    """Counts since this supervisor process started (unlabelled, reset by a restart)."""
+
     worker_messages: int = 0  # messages decoded from workers
     worker_bytes: int = 0  # bytes read from workers
     worker_connections: int = 0  # connections accepted on job sockets
@@ -78,30 +131,178 @@ _HELP = {
 }
 
 
-def render(sup: Scraped) -> str:
-    lines = []
-    counters = sup.counters
+class Histogram:
+    """Observations in fixed buckets: ``counts[i]`` holds those ``<= bounds[i]`` and
+    above the previous bound; the last slot holds those above every bound (``+Inf``)."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative ``(le, count)`` pairs, as the exposition format wants them."""
+        total = 0
+        out: list[tuple[str, float]] = []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            total += count
+            out.append(("+Inf" if bound == float("inf") else repr(float(bound)), total))
+        return out
+
+
+class KindHistograms:
+    """One ``Histogram`` per job kind, made at a kind's first observation."""
+
+    __slots__ = ("bounds", "by_kind")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.by_kind: dict[str, Histogram] = {}
+
+    def observe(self, kind: str, value: float) -> None:
+        histogram = self.by_kind.get(kind)
+        if histogram is None:
+            histogram = self.by_kind[kind] = Histogram(self.bounds)
+        histogram.observe(value)
+
+
+class Metrics:
+    """The histograms and the settled totals; the core calls the hooks below."""
+
+    def __init__(self) -> None:
+        self.queue_wait = KindHistograms(JOB_BUCKETS)
+        self.run_time = KindHistograms(JOB_BUCKETS)
+        self.spawn_latency = KindHistograms(LOOP_BUCKETS)
+        self.commit_time = Histogram(LOOP_BUCKETS)
+        self.iteration_time = Histogram(LOOP_BUCKETS)
+        self.settled: Counter[tuple[str, str]] = Counter()  # (kind, status): jobs
+        self._queued_at: dict[str, float] = {}  # job id -> wall time it became pending
+
+    def seed(self, totals: Mapping[tuple[str, str], int]) -> None:
+        """Start the settled totals from what the store holds (at open)."""
+        self.settled.update(totals)
+
+    # --- hooks: one call per job event, commit or iteration -------------------------------
+
+    def queued(self, job: JobRecord, wall: float) -> None:
+        """``job`` became pending (submitted, its ``run_at`` reached, or retried)."""
+        self._queued_at[job.id] = wall
+
+    def started(self, job: JobRecord, wall: float) -> None:
+        """An attempt of ``job`` starts: its wait in the queue ends. A job loaded as
+        pending at start-up has waited since its creation, as far as we know."""
+        since = self._queued_at.pop(job.id, job.created_at)
+        self.queue_wait.observe(job.name, max(0.0, wall - since))
+
+    def attempt_ended(self, job: JobRecord, wall: float) -> None:
+        """The process of an attempt of ``job`` is gone: how long the attempt ran."""
+        if job.started_at is not None:
+            self.run_time.observe(job.name, max(0.0, wall - job.started_at))
+
+    def job_settled(self, job: JobRecord) -> None:
+        """``Supervisor.settled``: ``job`` reached a final status."""
+        self.settled[job.name, job.status.value] += 1
+        self._queued_at.pop(job.id, None)  # a pending job cancelled: no start will come
+
+
+def _families(sup: Scraped) -> Iterator[Metric]:
+    counters, metrics = sup.counters, sup.metrics
     for f in fields(counters):
-        name = f"jobvisor_{f.name}_total"
-        lines += [
-            f"# HELP {name} {_HELP[f.name]}",
-            f"# TYPE {name} counter",
-            f"{name} {getattr(counters, f.name)}",
-        ]
-    by_status = Counter(job.status.value for job in sup.table if job.active)
-    lines += ["# HELP jobvisor_jobs Active jobs by status.", "# TYPE jobvisor_jobs gauge"]
-    for status in ("pending", "scheduled", "running"):
-        lines.append(f'jobvisor_jobs{{status="{status}"}} {by_status[status]}')
-    connected = sum(1 for a in sup.runner.attempts.values() if a.conn is not None)
-    lines += [
-        "# HELP jobvisor_workers_connected Workers with a live connection.",
-        "# TYPE jobvisor_workers_connected gauge",
-        f"jobvisor_workers_connected {connected}",
-        "# HELP jobvisor_attempts_live Attempts whose process is being watched.",
-        "# TYPE jobvisor_attempts_live gauge",
-        f"jobvisor_attempts_live {len(sup.runner.attempts)}",
-        "# HELP jobvisor_uptime_seconds Seconds since this supervisor started.",
-        "# TYPE jobvisor_uptime_seconds gauge",
-        f"jobvisor_uptime_seconds {sup.clock.wall() - sup.started_at:.3f}",
-    ]
-    return "\n".join(lines) + "\n"
+        yield CounterMetricFamily(
+            f"jobvisor_{f.name}", _HELP[f.name], value=getattr(counters, f.name)
+        )
+    settled = CounterMetricFamily(
+        "jobvisor_jobs_settled",
+        "Jobs that reached a final status, by kind; survives restarts (seeded from the store).",
+        labels=("kind", "status"),
+    )
+    for (kind, status), count in sorted(metrics.settled.items()):
+        settled.add_metric((kind, status), count)
+    yield settled
+    for name, text, by_kind in (
+        ("queue_wait", "Seconds a job waited as pending before an attempt.", metrics.queue_wait),
+        (
+            "run_time",
+            "Seconds an attempt ran, from its start to its process's end.",
+            metrics.run_time,
+        ),
+        ("spawn_latency", "Seconds the loop spent starting a worker.", metrics.spawn_latency),
+    ):
+        family = HistogramMetricFamily(f"jobvisor_{name}_seconds", text, labels=("kind",))
+        for kind, histogram in sorted(by_kind.by_kind.items()):
+            family.add_metric((kind,), histogram.buckets(), histogram.sum)
+        yield family
+    for name, text, histogram in (
+        ("commit", "Seconds a store commit took.", metrics.commit_time),
+        (
+            "loop_iteration",
+            "Seconds of work in a loop iteration, idle wait excluded.",
+            metrics.iteration_time,
+        ),
+    ):
+        yield HistogramMetricFamily(
+            f"jobvisor_{name}_seconds", text, buckets=histogram.buckets(), sum_value=histogram.sum
+        )
+    yield from _gauges(sup)
+
+
+def _gauges(sup: Scraped) -> Iterator[Metric]:
+    """Computed now: a scrape walks the active jobs and the live attempts once each."""
+    by_status: Counter[tuple[str, str]] = Counter()
+    for job in sup.table:
+        if job.active:
+            by_status[job.name, job.status.value] += 1
+    connected: Counter[str] = Counter()
+    stale: Counter[str] = Counter()
+    for attempt in sup.runner.attempts.values():
+        connected[attempt.kind.name] += attempt.conn is not None
+        stale[attempt.kind.name] += attempt.stale
+    kinds = sorted({*sup.kinds, *(kind for kind, _ in by_status), *connected})
+    jobs = GaugeMetricFamily(
+        "jobvisor_jobs", "Active jobs by kind and status.", labels=("kind", "status")
+    )
+    workers = GaugeMetricFamily(
+        "jobvisor_workers_connected", "Workers with a live connection.", labels=("kind",)
+    )
+    silent = GaugeMetricFamily(
+        "jobvisor_jobs_stale", "Running jobs whose worker is silent (stale).", labels=("kind",)
+    )
+    for kind in kinds:
+        for status in (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RUNNING):
+            jobs.add_metric((kind, status.value), by_status[kind, status.value])
+        workers.add_metric((kind,), connected[kind])
+        silent.add_metric((kind,), stale[kind])
+    yield from (jobs, workers, silent)
+    yield GaugeMetricFamily(
+        "jobvisor_attempts_live",
+        "Attempts whose process is being watched.",
+        value=len(sup.runner.attempts),
+    )
+    yield GaugeMetricFamily(
+        "jobvisor_uptime_seconds",
+        "Seconds since this supervisor started.",
+        value=round(sup.clock.wall() - sup.started_at, 3),
+    )
+
+
+class _Collector:
+    """A ``prometheus_client`` collector over one supervisor's numbers."""
+
+    def __init__(self, sup: Scraped) -> None:
+        self._sup = sup
+
+    def collect(self) -> Iterator[Metric]:
+        return _families(self._sup)
+
+
+def render(sup: Scraped) -> bytes:
+    """The Prometheus text exposition of ``sup``'s metrics (on the loop thread)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(sup))
+    return generate_latest(registry)

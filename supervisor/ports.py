@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from supervisor.clock import Clock
     from supervisor.config import Settings
     from supervisor.loop import Loop
-    from supervisor.metrics import Counters
+    from supervisor.metrics import Counters, Metrics
     from supervisor.procs import ProcessHandle
     from supervisor.records import JobKind, JobRecord
     from supervisor.table import JobTable
@@ -42,6 +42,7 @@ class Core(Protocol):
     loop: Loop
     table: JobTable
     counters: Counters
+    metrics: Metrics
     kinds: dict[str, JobKind]
 
     def attempt_completed(self, job: JobRecord, result: Any) -> None: ...

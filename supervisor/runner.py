@@ -30,6 +30,7 @@ import secrets
 import signal
 import socket
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Container
 from dataclasses import dataclass
@@ -197,6 +198,7 @@ class Runner:
                 progress_data=None,
             )
             self.table.set_process_state(job, ProcessState.SPAWNING, pid=None, pid_start_time=None)
+            self.sup.metrics.started(job, wall)
             attempt = Attempt(job, kind, number, endpoint, token_hash)
             if endpoint is not None:
                 attempt.listener = self.listener(job.id, sock)
@@ -265,10 +267,12 @@ class Runner:
             try:
                 starting = f"attempt {attempt.number}/{job.max_attempts}: starting {program!r}"
                 joblogs.write(log_fd, self.sup.clock.wall(), "jobvisor", starting)
+                began = time.perf_counter()
                 if source is None:
                     proc = spawn(argv, cwd=kind.cwd, env=env, log_fd=log_fd)
                 else:  # e.g. a warm pool: the process exists already, or is made there
                     proc = source.start(argv, kind.cwd, env, path)
+                self.sup.metrics.spawn_latency.observe(kind.name, time.perf_counter() - began)
             finally:
                 os.close(log_fd)
         except (OSError, ValueError) as exc:

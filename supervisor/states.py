@@ -52,8 +52,9 @@ STATUS_TRANSITIONS: Final[dict[JobStatus, frozenset[JobStatus]]] = {
         }
     ),
     JobStatus.COMPLETED: frozenset(),
-    JobStatus.FAILED: frozenset(),
-    JobStatus.CANCELLED: frozenset(),
+    # Final, except that a manual retry (POST /jobs/{id}/retry) queues the job again.
+    JobStatus.FAILED: frozenset({JobStatus.PENDING}),
+    JobStatus.CANCELLED: frozenset({JobStatus.PENDING}),
 }
 
 # process state (None: no process yet) -> process states it may move to.

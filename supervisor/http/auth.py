@@ -12,7 +12,11 @@ check off; the config allows it on loopback addresses only and the server warns.
 A request is authorized by ``Authorization: Bearer TOKEN``, or, for GET and HEAD only,
 by ``?token=TOKEN``: a browser following a link, or an ``EventSource``, cannot set a
 header. Reads only, so a token leaked into a history or a proxy log cannot be replayed
-by a link to change anything. ``/healthz`` stays open (it shows counts, not jobs).
+by a link to change anything. ``/healthz`` stays open (it shows counts, not jobs), and
+so do the dashboard's static files under ``/static/``: the package's own code, no data,
+and an ES module import cannot carry a token; and so does ``GET /`` asked by a browser
+(``Accept: text/html``), which is the dashboard's page: a shell that holds no data and
+asks for the token when its URL did not carry one (``supervisor.http.dashboard``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PREFIXES = ("/static/",)
 QUERY_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -88,10 +93,17 @@ def _read(settings: Settings) -> str:
     return token
 
 
+def wants_page(request: Request) -> bool:
+    """A browser asking for the dashboard's page (``supervisor.http.dashboard``)."""
+    return "text/html" in request.headers.get("accept", "")
+
+
 def authorized(request: Request, token: str | None) -> bool:
     """Whether ``request`` may pass (see the module docstring)."""
-    if token is None or request.path in OPEN_PATHS:
+    if token is None or request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
         return True
+    if request.path == "/" and request.method in QUERY_METHODS and wants_page(request):
+        return True  # the dashboard's page: a shell that asks for the token, no data
     expected = token.encode()
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):

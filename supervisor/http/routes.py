@@ -28,6 +28,7 @@ from supervisor.http import jsonbody
 from supervisor.http.auth import authorized
 from supervisor.http.exchange import Request, Response
 from supervisor.logthrottle import LogThrottle
+from supervisor.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from supervisor.metrics import render as render_metrics
 from supervisor.records import JobRecord
 from supervisor.states import JobStatus
@@ -55,6 +56,11 @@ def error_response(
     status: int, code: str, message: str, headers: list[tuple[str, str]] | None = None
 ) -> Response:
     return json_response(status, {"error": {"code": code, "message": message}}, headers)
+
+
+class RetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    max_attempts: int | None = Field(default=None, ge=1, le=1000)
 
 
 class SubmitBody(BaseModel):
@@ -156,6 +162,13 @@ def _show(sup: Supervisor, job: JobRecord) -> dict[str, Any]:
     return shown
 
 
+def _problems(exc: ValidationError) -> str:
+    """A pydantic error as ``field: what is wrong; ...``."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
+    )
+
+
 def int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
     text = request.query.get(name)
     if text is None or text == "":
@@ -189,9 +202,9 @@ def _job_or_404(sup: Supervisor, job_id: str) -> Any:
     return job
 
 
-@route("/", "GET")
 def index(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
-    """Where the listening line's browser URL lands: what this API offers."""
+    """What this API offers: ``GET /`` for a client other than a browser (the route is
+    ``supervisor.http.dashboard``'s, which answers a browser with the dashboard)."""
     return json_response(
         200,
         {
@@ -225,8 +238,7 @@ def healthz(sup: Supervisor, request: Request, params: dict[str, str]) -> Respon
 
 @route("/metrics", "GET")
 def metrics(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
-    body = render_metrics(sup).encode()
-    return Response(200, body, "text/plain; version=0.0.4; charset=utf-8")
+    return Response(200, render_metrics(sup), METRICS_CONTENT_TYPE)
 
 
 @route("/jobs", "POST")
@@ -235,11 +247,7 @@ def submit(sup: Supervisor, request: Request, params: dict[str, str]) -> Respons
     try:
         body = SubmitBody.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise BadRequest(f"invalid job submission: {problems}") from None
+        raise BadRequest(f"invalid job submission: {_problems(exc)}") from None
     run_at = None
     if body.run_at is not None:
         try:
@@ -277,6 +285,26 @@ def cancel_job(sup: Supervisor, request: Request, params: dict[str, str]) -> Res
             reason = body["reason"]
     job = sup.cancel(params["job_id"], reason)
     return json_response(200, _show(sup, job))
+
+
+@route("/jobs/{job_id}/retry", "POST")
+def retry_job(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
+    """Queue a failed or cancelled job again (docs/http-api.md, "Managing jobs")."""
+    body = RetryBody()
+    if request.body.strip():
+        try:
+            body = RetryBody.model_validate(jsonbody.parse(request.body))
+        except ValidationError as exc:
+            raise BadRequest(f"invalid retry: {_problems(exc)}") from None
+    job = sup.retry(params["job_id"], body.max_attempts)
+    return json_response(200, _show(sup, job))
+
+
+@route("/jobs/{job_id}", "DELETE")
+def delete_job(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
+    """Delete a finished job and its log (docs/http-api.md, "Managing jobs")."""
+    job = sup.delete(params["job_id"])
+    return json_response(200, {"deleted": job.id, "status": job.status.value})
 
 
 @route("/jobs/{job_id}/logs", "GET", ("offset", "limit"))

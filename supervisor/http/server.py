@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 import h11
 
+import supervisor.http.dashboard  # registers the dashboard's routes (binds the name used below)
 import supervisor.http.workflow_routes  # noqa: F401 - registers the workflow routes
 from supervisor.channels import ACCEPT_BACKOFF
 from supervisor.http.auth import server_token
@@ -64,6 +65,7 @@ MAX_CONNECTIONS = 1024
 IDLE_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 30.0
 EVICT_GRACE = 1.0
+STREAM_SNDBUF = 256 * 1024  # the kernel's send buffer of an event stream, in bytes
 # Out of descriptors: what accept() reports, and we can do something about.
 _FD_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ids = itertools.count(1)
@@ -311,7 +313,7 @@ class HttpConn(Outgoing):
                 ("content-type", opened.content_type),
                 ("cache-control", "no-cache"),
                 ("x-accel-buffering", "no"),  # a reverse proxy must not hold events back
-                (POSITION_HEADER, streams.bus.last_id),
+                (POSITION_HEADER, streams.bus.watch()),
             ],
             reason=b"OK",
         )
@@ -322,6 +324,10 @@ class HttpConn(Outgoing):
             self.close()
             return
         self.streaming = True
+        # A fixed kernel buffer (no autotuning up to megabytes): what a stalled reader
+        # holds is this plus sse_buffer, and it is found behind sooner.
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
         self.server.idle.pop(self.id, None)
         self.server.reading.pop(self.id, None)
         self._keepalive_later()

@@ -85,7 +85,7 @@ def open_events(sup: Supervisor, request: Request, params: dict[str, str]) -> Re
     if request.method == "HEAD":
         # Where a stream opened now would start: a client that reads it, then submits a
         # job and streams from it, misses none of the job's events.
-        headers = [("cache-control", "no-cache"), (POSITION_HEADER, sup.events.last_id)]
+        headers = [("cache-control", "no-cache"), (POSITION_HEADER, sup.events.watch())]
         return Response(200, b"", CONTENT_TYPE, headers)
     return OpenStream(200, b"", CONTENT_TYPE, channels=channels, last_event_id=last)
 
@@ -158,6 +158,7 @@ class EventStreams:
 
     def open(self, sink: Sink, request: OpenStream) -> None:
         """Start ``sink``'s stream: what it missed (or a reset), then live events."""
+        self.bus.watch()
         stream = _Stream(sink, request.channels)
         self._streams[sink.id] = stream
         sink.send_chunk(RECONNECT)
@@ -165,8 +166,9 @@ class EventStreams:
             return
         missed = self.bus.since(request.last_event_id)
         if missed is None:
+            shown = request.last_event_id[:80]  # echoed, so bounded
             reason = (
-                f"event {request.last_event_id!r} is not in the replay window "
+                f"event {shown!r} is not in the replay window "
                 "(from before a restart, too old, or never sent): re-read the state"
             )
             sink.send_chunk(reset_frame(self.bus.last_id, reason))

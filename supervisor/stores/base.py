@@ -18,6 +18,12 @@ still a ``Store``: it runs jobs as before, because the supervisor calls ``write(
 soft)`` with two arguments whenever no instance changed. Only when an instance has to be
 written (or read) does ``require_instance_store`` refuse it, with an
 ``InstancesUnsupported`` error naming the store and what it lacks.
+
+``ManagedStore`` adds what deleting, retention and the restart-surviving totals of
+``GET /metrics`` need (docs/persistence.md, "Deleting and retention"): both shipped
+stores are managed stores. A store without these methods still runs jobs; then
+``DELETE /jobs/{id}`` answers 501, retention is off (the supervisor warns once at start)
+and the settled totals count from zero at each start.
 """
 
 from __future__ import annotations
@@ -97,6 +103,55 @@ class InstanceStore(Store, Protocol):
 
     def max_instance_seq(self) -> int:
         """The largest ``seq`` of any instance ever written (finished ones too), or 0."""
+
+
+@runtime_checkable
+class ManagedStore(Store, Protocol):
+    """A store that can delete finished jobs and count the jobs that ever settled.
+
+    Deleted rows are tallied (per job kind and final status) in the same transaction
+    that deletes them, and so are rows a manual retry takes back from a final status,
+    so that ``settled_totals`` never goes down: the counters of ``GET /metrics`` seeded
+    from it survive restarts, deletions and retention.
+    """
+
+    def finished_before(self, before: float, limit: int) -> list[tuple[str, str]]:
+        """``(id, name)`` of at most ``limit`` finished jobs (completed, failed,
+        cancelled) whose ``finished_at`` is earlier than ``before``, oldest first."""
+
+    def delete_finished(self, job_ids: Sequence[str]) -> list[str]:
+        """Delete those of ``job_ids`` that are finished, in one transaction, tallying
+        each; the ids deleted. An active or unknown id is left alone."""
+
+    def tally_reopened(self, name: str, status: JobStatus) -> None:
+        """Count one job of kind ``name`` that leaves the final ``status`` (a manual
+        retry), so ``settled_totals`` keeps counting it there."""
+
+    def settled_totals(self) -> dict[tuple[str, str], int]:
+        """``(name, status) -> jobs`` that ever reached that final status: the rows in
+        it now plus the tallied ones that left it."""
+
+
+MANAGED_METHODS: Final = ("finished_before", "delete_finished", "tally_reopened", "settled_totals")
+
+
+def managed_support_missing(store: object) -> list[str]:
+    """The ``ManagedStore`` methods ``store`` lacks."""
+    return [m for m in MANAGED_METHODS if not callable(getattr(store, m, None))]
+
+
+def managed_store(store: Store) -> ManagedStore | None:
+    """``store`` if it can delete and count finished jobs, else ``None``."""
+    if managed_support_missing(store):
+        return None
+    return store  # type: ignore[return-value]  # checked above
+
+
+class DeleteUnsupported(StoreError):
+    """A job deletion met a custom store without ``delete_finished``."""
+
+    code = "delete_unsupported"
+    http_status = 501
 
 
 # The methods an instance store adds (``write`` must also accept a third argument).

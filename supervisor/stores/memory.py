@@ -6,10 +6,11 @@ never "committed" behind the loop's back; reads hand out copies for the same rea
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from supervisor.records import JobRecord
-from supervisor.states import JobStatus
+from supervisor.states import TERMINAL, JobStatus
 from supervisor.workflows.records import InstanceRecord, InstanceStatus
 
 
@@ -17,6 +18,7 @@ class MemoryStore:
     def __init__(self, settings: object = None) -> None:
         self._rows: dict[str, JobRecord] = {}
         self._instances: dict[str, InstanceRecord] = {}
+        self._left: Counter[tuple[str, str]] = Counter()  # settled rows deleted or reopened
         self.write_transactions = 0
 
     def open(self) -> None:
@@ -83,6 +85,37 @@ class MemoryStore:
 
     def max_seq(self) -> int:
         return max((row.seq for row in self._rows.values()), default=0)
+
+    # --- deleting and totals (base.ManagedStore) ---------------------------------------------
+
+    def finished_before(self, before: float, limit: int) -> list[tuple[str, str]]:
+        rows = [
+            row
+            for row in self._rows.values()
+            if row.status in TERMINAL and row.finished_at is not None and row.finished_at < before
+        ]
+        rows.sort(key=lambda job: job.finished_at or 0.0)
+        return [(row.id, row.name) for row in rows[:limit]]
+
+    def delete_finished(self, job_ids: Sequence[str]) -> list[str]:
+        deleted = []
+        for job_id in job_ids:
+            row = self._rows.get(job_id)
+            if row is not None and row.status in TERMINAL:
+                del self._rows[job_id]
+                self._left[row.name, row.status.value] += 1
+                deleted.append(job_id)
+        return deleted
+
+    def tally_reopened(self, name: str, status: JobStatus) -> None:
+        self._left[name, status.value] += 1
+
+    def settled_totals(self) -> dict[tuple[str, str], int]:
+        totals = Counter(self._left)
+        for row in self._rows.values():
+            if row.status in TERMINAL:
+                totals[row.name, row.status.value] += 1
+        return dict(totals)
 
     # --- workflow instances ---------------------------------------------------------------
 

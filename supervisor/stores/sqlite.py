@@ -117,6 +117,17 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX workflow_instances_workflow
         ON workflow_instances (parent_id, workflow, created_at, seq);
     """,
+    # 3 -> 4: finished jobs that left their final status (deleted, purged by retention,
+    # reopened by a manual retry), counted per kind and status, so that the settled
+    # totals of GET /metrics never go down (docs/persistence.md).
+    """
+    CREATE TABLE settled_tally (
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        left_count INTEGER NOT NULL,
+        PRIMARY KEY (name, status)
+    );
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -134,6 +145,16 @@ _SOFT: Final = (
     "progress_message = ?, progress_data = ? WHERE id = ?"
 )
 _ACTIVE = tuple(s.value for s in (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RUNNING))
+_FINAL = tuple(s.value for s in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED))
+_TALLY: Final = (
+    "INSERT INTO settled_tally (name, status, left_count) VALUES (?, ?, ?) "
+    "ON CONFLICT (name, status) DO UPDATE SET left_count = left_count + excluded.left_count"
+)
+# Uses the jobs_finished index: a retention batch reads only the rows it deletes.
+_FINISHED_BEFORE: Final = (
+    "SELECT id, name FROM jobs WHERE finished_at < ? AND status IN (?, ?, ?) "
+    "ORDER BY finished_at LIMIT ?"
+)
 
 _INSTANCE_PACKED: Final = frozenset({"input", "output", "error", "steps"})
 _INSTANCE_COLUMNS: Final = ", ".join(INSTANCE_FIELDS)
@@ -353,6 +374,72 @@ class SqliteStore:
     def max_seq(self) -> int:
         (value,) = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
         return int(value)
+
+    # --- deleting and totals (base.ManagedStore) ---------------------------------------------
+
+    def _transaction(self, what: str, work: Any) -> Any:
+        """Run ``work(db)`` in one ``BEGIN IMMEDIATE ... COMMIT``; ``StoreError`` on failure."""
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: {what} failed: {exc}") from None
+        self.write_transactions += 1
+        return result
+
+    def finished_before(self, before: float, limit: int) -> list[tuple[str, str]]:
+        try:
+            rows = self.db.execute(_FINISHED_BEFORE, (before, *_FINAL, limit)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: read failed: {exc}") from None
+        return [(str(job_id), str(name)) for job_id, name in rows]
+
+    def delete_finished(self, job_ids: Sequence[str]) -> list[str]:
+        if not job_ids:
+            return []
+        marks = ", ".join("?" for _ in job_ids)
+        # Only finished rows: an id that became active again (a retry) is left alone.
+        # Built from "?" marks only; every value is a bound parameter.
+        select = f"SELECT id, name, status FROM jobs WHERE id IN ({marks}) AND status IN (?, ?, ?)"  # noqa: S608
+
+        def work(db: sqlite3.Connection) -> list[str]:
+            rows = db.execute(select, (*job_ids, *_FINAL)).fetchall()
+            if not rows:
+                return []
+            ids = [row[0] for row in rows]
+            db.execute(f"DELETE FROM jobs WHERE id IN ({', '.join('?' for _ in ids)})", ids)  # noqa: S608
+            tally: dict[tuple[str, str], int] = {}
+            for _id, name, status in rows:
+                tally[name, status] = tally.get((name, status), 0) + 1
+            db.executemany(_TALLY, [(name, status, n) for (name, status), n in tally.items()])
+            return ids
+
+        return list(self._transaction("delete", work))
+
+    def tally_reopened(self, name: str, status: JobStatus) -> None:
+        self._transaction("tally", lambda db: db.execute(_TALLY, (name, status.value, 1)))
+
+    def settled_totals(self) -> dict[tuple[str, str], int]:
+        totals: dict[tuple[str, str], int] = {}
+        try:
+            rows = self.db.execute(
+                "SELECT name, status, COUNT(*) FROM jobs WHERE status IN (?, ?, ?) "
+                "GROUP BY name, status",
+                _FINAL,
+            ).fetchall()
+            rows += self.db.execute("SELECT name, status, left_count FROM settled_tally").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: read failed: {exc}") from None
+        for name, status, count in rows:
+            totals[name, status] = totals.get((name, status), 0) + int(count)
+        return totals
 
     # --- workflow instances ---------------------------------------------------------------
 

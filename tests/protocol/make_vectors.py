@@ -143,6 +143,14 @@ NEG_INTS = {
 }
 
 
+def _nested_lists(depth: int) -> Any:
+    """``depth`` lists inside each other, the innermost empty: ``[[[]]]`` is depth 3."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 def _sorted_maps(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _sorted_maps(value[key]) for key in sorted(value)}
@@ -326,6 +334,8 @@ VALID: list[tuple[str, Message]] = [
             )
         ),
     ),
+    # The deepest payload a receiver accepts: 64 containers (the body map is one more).
+    ("completed_result_depth_64", Completed(result=_nested_lists(64))),
     ("completed_array16", Completed(result=list(range(16)))),
     ("completed_map16", Completed(result={f"k{i:02d}": i for i in range(16)})),
     ("failed", Failed(error="ValueError: bad input")),
@@ -437,6 +447,26 @@ NONCANONICAL: list[tuple[str, bytes, Message]] = [
         Heartbeat(ts=1_700_000_000.0),
     ),
     (
+        "timestamp_ext_64bit_decodes_to_float",
+        fmap(
+            s("type"),
+            s("heartbeat"),
+            s("ts"),
+            b"\xd7\xff" + struct.pack(">Q", 500_000_000 << 34 | 1_700_000_000),
+        ),
+        Heartbeat(ts=1_700_000_000.5),
+    ),
+    (
+        "timestamp_ext_96bit_decodes_to_float",
+        fmap(
+            s("type"),
+            s("heartbeat"),
+            s("ts"),
+            b"\xc7\x0c\xff" + struct.pack(">Iq", 500_000_000, -2),
+        ),
+        Heartbeat(ts=-1.5),
+    ),
+    (
         "duplicate_key_last_wins",
         fmap(s("type"), s("ack"), s("of"), s("maybe"), s("of"), s("completed")),
         Ack(of="completed"),
@@ -509,6 +539,19 @@ INVALID: list[tuple[str, bytes, str, str]] = [
         "invalid_msgpack",
         "timestamp",
     ),
+    (
+        "timestamp_nanoseconds_too_large",
+        frame(
+            fmap(
+                s("type"),
+                s("heartbeat"),
+                s("ts"),
+                b"\xd7\xff" + struct.pack(">Q", 1_000_000_000 << 34 | 1_700_000_000),
+            )
+        ),
+        "invalid_msgpack",
+        "nanoseconds",
+    ),
     ("int_map_key", frame(b"\x82\xa4type\xa9heartbeat\x01\x02"), "invalid_msgpack", "map key"),
     ("array_map_key", frame(b"\x81\x91\x01\xa9heartbeat"), "invalid_msgpack", "map key"),
     (
@@ -516,6 +559,32 @@ INVALID: list[tuple[str, bytes, str, str]] = [
         frame(b"\x82" + s("type") + s("completed") + s("result") + b"\x91" * 1100 + b"\xc0"),
         "invalid_msgpack",
         "nesting too deep",
+    ),
+    (
+        # The body map and 1024 - 1 arrays: msgpack's limit holds, the payload limit not.
+        "nesting_1024_is_payload_too_deep",
+        frame(b"\x82" + s("type") + s("completed") + s("result") + b"\x91" * 1022 + b"\x90"),
+        "invalid_message",
+        "nests deeper than 64",
+    ),
+    (
+        "nesting_1025_too_deep",
+        frame(b"\x82" + s("type") + s("completed") + s("result") + b"\x91" * 1023 + b"\x90"),
+        "invalid_msgpack",
+        "nesting too deep",
+    ),
+    (
+        "result_depth_65",
+        frame(b"\x82" + s("type") + s("completed") + s("result") + b"\x91" * 64 + b"\x90"),
+        "invalid_message",
+        "completed nests deeper than 64",
+    ),
+    (
+        # An unknown field is ignored, but it counts towards the depth limit all the same.
+        "unknown_field_depth_65",
+        frame(b"\x82" + s("type") + s("heartbeat") + s("x") + b"\x91" * 64 + b"\x90"),
+        "invalid_message",
+        "heartbeat nests deeper than 64",
     ),
     ("array32_length_lies", frame(b"\xdd\xff\xff\xff\xff"), "invalid_msgpack", "exceeds"),
     # message shape

@@ -32,10 +32,12 @@ def request(
     *,
     token: str | None = None,
     auth: bool = True,
+    headers: dict[str, str] | None = None,
 ) -> Reply:
-    """``method path`` against ``sv``; with its own token unless ``auth`` is false."""
+    """``method path`` against ``sv``; with its own token unless ``auth`` is false, and
+    any further ``headers``."""
     assert sv.http is not None
-    headers = {}
+    headers = dict(headers or {})
     if token is None and auth:
         token = sv.client.token
     if token:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import time
 from typing import Any
 
 from supervisor.client import SseParser, StreamEvent
@@ -46,6 +47,7 @@ class EventStream:
         self.headers = {k.lower(): v for k, v in self.response.getheaders()}
         self.parser = SseParser()
         self.comments: list[str] = []
+        self.timeout = timeout
 
     def body(self) -> Any:
         """The whole body of a response that is not a stream (an error)."""
@@ -54,7 +56,11 @@ class EventStream:
         return json.loads(self.response.read())
 
     def next(self) -> StreamEvent:
+        # Keep-alive comments keep the socket busy: the silence is timed per event.
+        deadline = time.monotonic() + self.timeout
         while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no event within {self.timeout} s")
             line = self.response.readline()
             if not line:
                 raise EOFError("the event stream ended")

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from protocol import pack
 from protocol.limits import MAX_DEPTH
+from supervisor.core import MAX_DATA_BYTES
 from supervisor.errors import BadRequest
 from supervisor.records import JobRecord, new_job_id
 from supervisor.states import JobStatus
@@ -93,6 +95,20 @@ def test_nan_and_infinity_are_refused_naming_the_field(sv, body, field):
     message = reply.json()["error"]["message"]
     assert f"{field}:" in message and "not a finite number" in message, message
     assert_nothing_stored(sv)
+
+
+def test_data_at_the_size_limit_reaches_the_worker_and_one_byte_more_is_refused(sv):
+    """The largest data accepted still fits the worker's welcome frame (1 MiB, shared with
+    its other fields): the job completes; one byte more is refused with the limit."""
+    data = {"actions": [["return", "ok"]], "pad": ""}
+    data["pad"] = "x" * (MAX_DATA_BYTES - len(pack(data)) - 4)  # str32 header: 4 more bytes
+    assert len(pack(data)) == MAX_DATA_BYTES
+    job_id = sv.enqueue("demo", data)
+    job = sv.wait(job_id)
+    assert job["status"] == "completed", job
+    data["pad"] += "x"
+    with pytest.raises(BadRequest, match=f"the limit is {MAX_DATA_BYTES}"):
+        sv.enqueue("demo", data)
 
 
 def test_the_python_api_applies_the_same_limits(sv):

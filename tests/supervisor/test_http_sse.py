@@ -129,9 +129,10 @@ def test_a_client_that_stops_reading_is_dropped_while_another_keeps_receiving(st
     # when this thread is slow to read, on a machine busy with other tests.
     with EventStream(sv, rcvbuf=8 << 20) as steady:
         wait_for(lambda: sv.call(lambda: len(sv.http.streams)) == 2, message="two streams")  # type: ignore[union-attr]
-        # 900 lines of 8 kB: more than the kernel's socket buffers hold, fewer than the
-        # worker library buffers (so every line is sent).
-        line = "y" * 8000
+        # 900 lines of 2 kB: far more than a stream's kernel buffer (256 KiB) and
+        # sse_buffer hold, less than the steady reader's socket holds, and fewer lines
+        # than the worker library buffers (so every line is sent).
+        line = "y" * 2000
         job_id = sv.client.submit("demo", {"actions": [["logs", 900, "info", line]]})
         logs = 0
         while True:

@@ -149,7 +149,7 @@ def test_metrics_count_jobs_and_messages_in_prometheus_format(start, worker):
     assert values["jobvisor_completed_total"] == 1
     assert values["jobvisor_spawned_total"] == 1
     assert values["jobvisor_worker_messages_total"] >= 4  # hello, started, progress, log, ...
-    assert values['jobvisor_jobs{status="running"}'] == 0
+    assert values['jobvisor_jobs{kind="demo",status="running"}'] == 0
     assert "# TYPE jobvisor_commits_total counter" in text
 
 

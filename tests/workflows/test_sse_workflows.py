@@ -29,7 +29,7 @@ def test_a_workflow_channel_streams_that_instance_only(flows_with: Callable[...,
     """Only workflow.* events of the instance come, the same as the bus emitted, in order."""
     flows = flows_with(TWO_STEPS)
     sv = flows.sv
-    before = sv.call(lambda: sv.sup.events.last_id)
+    before = sv.client.event_position()
     other = flows.start("two")
     instance_id = flows.start("two")
     flows.wait(instance_id)

@@ -116,6 +116,7 @@ def test_ids_increase_and_last_id_follows():
 def test_recent_ring_keeps_only_the_last_events():
     """The replay ring holds the newest ``history`` events, oldest dropped first."""
     bus = EventBus(history=3)
+    bus.watch()
     for i in range(10):
         bus.emit(f"e{i}", {"i": i}, time=float(i))
     assert [e.seq for e in bus.recent] == [8, 9, 10]
@@ -136,6 +137,7 @@ def test_a_subscriber_added_later_sees_only_later_events():
 def test_since_replays_what_followed_an_id_of_this_run():
     """since(id) is every later event, oldest first; the newest id gives nothing more."""
     bus = EventBus(epoch=42)
+    bus.watch()
     events = [bus.emit(f"e{i}", {}, time=0.0) for i in range(5)]
     assert [e.seq for e in bus.since(events[1].id) or []] == [3, 4, 5]
     assert bus.since(events[-1].id) == []
@@ -148,6 +150,7 @@ def test_since_replays_what_followed_an_id_of_this_run():
 def test_since_refuses_ids_not_from_this_run(event_id):
     """An id from another epoch, a future one or garbage gets None (a reset), not events."""
     bus = EventBus(epoch=42)
+    bus.watch()
     for i in range(5):
         bus.emit(f"e{i}", {}, time=0.0)
     assert bus.since(event_id) is None
@@ -156,6 +159,7 @@ def test_since_refuses_ids_not_from_this_run(event_id):
 def test_since_refuses_an_id_whose_successors_left_the_window():
     """Once events after an id are gone from the ring, resuming from it would leave a gap."""
     bus = EventBus(history=3, epoch=7)
+    bus.watch()
     for i in range(10):
         bus.emit(f"e{i}", {}, time=0.0)
     assert bus.since("7-6") is None
@@ -165,6 +169,7 @@ def test_since_refuses_an_id_whose_successors_left_the_window():
 def test_the_window_is_bounded_by_bytes_too():
     """A few huge payloads push older events out of the window by their JSON size."""
     bus = EventBus(history=1000, history_bytes=10_000, epoch=1)
+    bus.watch()
     for i in range(10):
         bus.emit("big", {"blob": "x" * 3000, "i": i}, time=0.0)
     assert [e.data["i"] for e in bus.recent] == [7, 8, 9]
@@ -180,3 +185,16 @@ def test_each_event_is_rendered_once_as_json_with_its_time():
         "n": "nan",
         "time": "1970-01-01T00:00:00.500Z",
     }
+
+
+def test_an_unwatched_bus_keeps_nothing_and_resumes_only_from_its_watch():
+    """Before anyone is handed an id, events are neither kept nor rendered; from the
+    position watch() hands out, resuming works, and earlier ids are a gap."""
+    bus = EventBus(epoch=3)
+    early = bus.emit("e", {}, time=0.0)
+    assert not bus.recent and early._json is None
+    position = bus.watch()
+    assert position == "3-1"
+    bus.emit("e", {}, time=0.0)
+    assert [e.seq for e in bus.since(position) or []] == [2]
+    assert bus.since("3-0") is None

@@ -75,13 +75,19 @@ def test_set_process_state_allows_exactly_the_table(old, new):
 
 
 @pytest.mark.parametrize("status", sorted(TERMINAL))
-def test_terminal_statuses_have_no_way_out(status):
-    """A completed, failed or cancelled job can never change status again."""
-    assert STATUS_TRANSITIONS[status] == frozenset()
+def test_terminal_statuses_have_no_way_out_but_a_manual_retry(status):
+    """A finished job never changes status again, except that a failed or cancelled one
+    may be queued again (pending) by a manual retry."""
+    reopenable = status in (JobStatus.FAILED, JobStatus.CANCELLED)
+    assert STATUS_TRANSITIONS[status] == (
+        frozenset({JobStatus.PENDING}) if reopenable else frozenset()
+    )
     table = JobTable()
     job = make_job(status=status)
     table.load(job)
     for new in JobStatus:
+        if reopenable and new is JobStatus.PENDING:
+            continue
         with pytest.raises(IllegalTransition):
             table.set_status(job, new)
     assert job.status is status

@@ -364,7 +364,7 @@ def test_sqlite_upgrades_a_version_one_database_and_keeps_its_jobs(sqlite_path):
     finally:
         store.close()
     raw = sqlite3.connect(sqlite_path)
-    assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
+    assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
     raw.close()
 
 
@@ -402,7 +402,7 @@ def test_sqlite_upgrades_a_version_two_database_keeping_jobs_and_adding_instance
     finally:
         store.close()
     raw = sqlite3.connect(sqlite_path)
-    assert raw.execute("PRAGMA user_version").fetchone() == (3,)
+    assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     raw.close()
 
 

@@ -193,13 +193,23 @@ func timestampSeconds(b []byte) (float64, error) {
 		}
 		return n
 	}
+	// Nanoseconds above 999999999 are refused, as msgpack-python (the reference) does.
+	tooManyNanos := func(ns uint64) (float64, error) {
+		return 0, errorf(InvalidMsgpack, "timestamp nanoseconds must be at most 999999999, got %d", ns)
+	}
 	switch len(b) {
 	case 4:
 		return float64(be(b)), nil
 	case 8:
 		v := be(b)
+		if v>>34 > 999999999 {
+			return tooManyNanos(v >> 34)
+		}
 		return float64(v&(1<<34-1)) + float64(v>>34)/1e9, nil
 	case 12:
+		if ns := be(b[:4]); ns > 999999999 {
+			return tooManyNanos(ns)
+		}
 		return float64(int64(be(b[4:]))) + float64(be(b[:4]))/1e9, nil
 	}
 	return 0, errorf(InvalidMsgpack, "a timestamp extension of %d bytes (4, 8 or 12 expected)", len(b))
