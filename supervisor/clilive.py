@@ -110,14 +110,23 @@ class JobFollower:
         """Follow until the job ends; return its final JSON."""
         feed = EventFeed(self.client, [f"job:{self.job_id}"], self.position)
         job = self.client.get(self.job_id)
+        stale = False  # an event could not be applied: re-read the job when we can
         with self._live():
             self._show_status(job)
             while job["status"] not in TERMINAL:
                 event = feed.get(LOG_POLL)
-                self._read_log()
-                if event is None:
-                    continue
-                job = self._apply(event, job)
+                try:
+                    self._read_log()
+                    if stale:
+                        job, stale = self._refresh(), False
+                    if event is not None:
+                        job = self._apply(event, job)
+                except ClientError as exc:
+                    if exc.status != 0:
+                        raise
+                    # The supervisor is restarting: the stream reconnects by itself
+                    # (and resumes after this event), so re-read the job once it is back.
+                    stale = True
             self._read_to_end()
             self._show_status(job)
         return job
@@ -127,9 +136,7 @@ class JobFollower:
         if event.name == "reset" or data.get("status") in TERMINAL:
             # The outcome (or a gap): the job's final JSON comes from the API. A log
             # line's event released with the outcome carries the final status too.
-            job = self.client.get(self.job_id)
-            self._show_status(job)
-            return job
+            return self._refresh()
         job = {**job, "status": data.get("status", job["status"])}
         if event.name == "job.external.progress":
             job["progress"] = {"percent": data.get("percent"), "message": data.get("message")}
@@ -144,6 +151,11 @@ class JobFollower:
             self._note("worker re-attached after a supervisor restart", "cyan")
         elif event.name == "job.lost":
             self._note(f"worker lost: {data.get('reason')}", "red")
+        self._show_status(job)
+        return job
+
+    def _refresh(self) -> dict[str, Any]:
+        job = self.client.get(self.job_id)
         self._show_status(job)
         return job
 
@@ -306,6 +318,8 @@ class Watch:
             if event.name == "job.retrying":
                 detail = f"attempt {data.get('attempt')} failed: {detail}"
             self.recent = [(job_id, name, outcome, detail), *self.recent][: self.RECENT]
+        elif event.name in ("job.requeued", "job.deleted"):
+            self._recount()  # a retried job waits again; a deleted one waited, maybe
         elif event.name != "job.external.log":
             return
         else:

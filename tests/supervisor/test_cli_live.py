@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from supervisor.testing import SupervisorThread, wait_for
+from supervisor.testing import ServerProcess, SupervisorThread, wait_for
 from tests.supervisor.clirun import PtyRun
+from tests.supervisor.serverconfig import write_config
 from tests.supervisor.test_cli import address, cli_env, data, jobvisor, popen
 
 TRANSPORTS = pytest.mark.parametrize("transport", ["unix", "tcp"])
+JOBVISOR = [sys.executable, "-m", "supervisor"]
+SUBMIT = ["submit", "demo", "--follow", "--data"]
 
 
 @pytest.fixture
@@ -325,3 +330,65 @@ def test_watch_until_idle_ends_at_once_when_nothing_runs(sv, tmp_path):
     result = jobvisor("watch", "--until-idle", sv=sv, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "(running 0 queued 0)" in result.stdout
+
+
+# --- across a supervisor restart ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@TRANSPORTS
+def test_submit_follow_carries_on_across_a_kill_9_of_serve(transport, tmp_path, marker):
+    """``submit --follow`` keeps following while ``serve`` is killed with -9, unreachable
+    for a while and started again on the same address: it shows the lines from both sides
+    and the outcome, exit 0."""
+    config = write_config(tmp_path, marker, transport=transport)
+    # A fixed port, so that the restarted supervisor is where the follower looks.
+    port = free_port()
+    config.write_text(
+        config.read_text().replace('http = "127.0.0.1:0"', f'http = "127.0.0.1:{port}"')
+    )
+    halfway, done = tmp_path / "halfway", tmp_path / "done"
+    actions = data(
+        ["log", "info", "before the restart"],
+        ["touch", str(halfway)],
+        ["wait_file", str(done)],
+        ["log", "info", "after the restart"],
+        ["return", "survived"],
+    )
+    server = ServerProcess(config).start()
+    follower = subprocess.Popen(
+        [*JOBVISOR, "--config", str(config), "--url", server.url, *SUBMIT, actions],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(),
+    )
+    try:
+        wait_for(halfway.exists, timeout=60, message="the worker to start")
+        server.kill()
+        # While it is down, the follower's requests (its stream and its log reads) find
+        # a port that hangs up on them; a few of them, seconds apart, include a log read.
+        with socket.create_server(("127.0.0.1", port)) as down:
+            down.settimeout(30)  # a follower that gave up would never come
+            for _ in range(6):
+                connection, _address = down.accept()
+                connection.close()
+        server = ServerProcess(config).start()
+        done.touch()
+        out, err = follower.communicate(timeout=90)
+    finally:
+        follower.kill()
+        follower.communicate()
+        server.kill()
+    assert follower.returncode == 0, err
+    assert json.loads(out) == "survived"
+    assert err.index("before the restart") < err.index("after the restart"), err
+    assert err.count("before the restart") == 1  # nothing shown twice after the resume
+    assert "attempt 1 completed" in err
