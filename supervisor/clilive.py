@@ -260,13 +260,22 @@ class Watch:
         channels = [f"kind:{self.name}"] if self.name else []
         feed = EventFeed(self.client, channels, position)
         live = self._live()
+        stale = False  # a change could not be read: re-read everything when we can
         with live:
             self._plain("watching", "", self.name or "", "")
             self._draw(live)
-            while not (self.until_idle and self._idle()):
+            while stale or not (self.until_idle and self._idle()):
                 event = feed.get(0.5)
-                if event is not None:
-                    self._apply(event)
+                try:
+                    if stale:
+                        self._reload()
+                        stale = False
+                    if event is not None:
+                        self._apply(event)
+                except ClientError as exc:
+                    if exc.status != 0:
+                        raise
+                    stale = True  # the supervisor is restarting; the stream resumes
                 self._draw(live)
         return 0
 

@@ -18,10 +18,14 @@ class PtyRun:
     """``python -m supervisor ARGS`` with stdin, stdout and stderr on a new pty (80x200),
     its output collected by a thread; ``text()`` is what it wrote so far, escapes removed."""
 
-    def __init__(self, args: list[str], *, cwd: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, args: list[str], *, cwd: Path, env: dict[str, str], no_color: bool = False
+    ) -> None:
         master, slave = os.openpty()
         env = {**env, "TERM": "xterm-256color", "COLUMNS": "200", "LINES": "50"}
         env.pop("NO_COLOR", None)
+        if no_color:
+            env["NO_COLOR"] = "1"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "supervisor", *args],
             stdin=slave,

@@ -231,6 +231,28 @@ def test_submit_follow_in_a_terminal_draws_a_live_bar_and_the_retry(
     assert "\x1b[" in run.raw()  # drawn with escape sequences
 
 
+def test_submit_follow_with_no_color_draws_without_colours(start, worker, tmp_path):
+    """With ``NO_COLOR`` set, a terminal still gets the live bar, but no colour codes."""
+    sv = start({"demo": worker()})
+    halfway = data(["progress", 50, "half"], ["log", "info", "plain"])
+    args = ["submit", "demo", "--follow", "--data", halfway]
+    run = PtyRun([*address(sv), *args], cwd=tmp_path, env=cli_env(), no_color=True)
+    code = run.finish()
+    assert code == 0, run.text()
+    assert "━" in run.text() and "log:info" in run.text()  # the bar's filled half
+    colours = re.findall(r"\x1b\[[0-9;]*(?:3[0-9]|9[0-7]|38;[0-9;]+)m", run.raw())
+    assert colours == [], colours[:5]
+
+
+def test_submit_follow_in_colour_uses_colour_codes(start, worker, tmp_path):
+    """Without ``NO_COLOR``, the same run is coloured (the check above can fail)."""
+    sv = start({"demo": worker()})
+    args = ["submit", "demo", "--follow", "--data", data(["log", "info", "plain"])]
+    run = PtyRun([*address(sv), *args], cwd=tmp_path, env=cli_env())
+    assert run.finish() == 0, run.text()
+    assert re.search(r"\x1b\[[0-9;]*(?:3[0-9]|9[0-7]|38;[0-9;]+)m", run.raw())
+
+
 @TRANSPORTS
 def test_submit_follow_through_a_pipe_prints_plain_lines(transport, start, worker, tmp_path):
     """Through a pipe, ``submit --follow`` writes one plain line per change: the bar,
@@ -341,17 +363,74 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def fixed_port_config(tmp_path: Path, marker: str, transport: str) -> tuple[Path, int]:
+    """A config for ``serve`` on a fixed port, so that a restarted supervisor is where
+    a client looks."""
+    config = write_config(tmp_path, marker, transport=transport)
+    port = free_port()
+    config.write_text(
+        config.read_text().replace('http = "127.0.0.1:0"', f'http = "127.0.0.1:{port}"')
+    )
+    return config, port
+
+
+def restart_after_hangups(server: ServerProcess, config: Path, port: int) -> ServerProcess:
+    """kill -9 ``server``; while it is down, the clients' requests (streams and reads)
+    find a port that hangs up on them, six of them, which spans their read intervals;
+    then start it again on the same port."""
+    server.kill()
+    with socket.create_server(("127.0.0.1", port)) as down:
+        down.settimeout(30)  # a client that gave up would never come
+        for _ in range(6):
+            connection, _address = down.accept()
+            connection.close()
+    return ServerProcess(config).start()
+
+
+@TRANSPORTS
+def test_watch_carries_on_across_a_kill_9_of_serve(transport, tmp_path, marker):
+    """``watch --until-idle`` (through a pipe) keeps going while ``serve`` is killed with
+    -9 and started again, then reports the outcomes and ends, exit 0."""
+    config, port = fixed_port_config(tmp_path, marker, transport)
+    gate = tmp_path / "go"
+    server = ServerProcess(config).start()
+    job_id = server.client.submit(
+        "demo", {"actions": [["progress", 30, "waiting"], ["wait_file", str(gate)]]}
+    )
+    wait_for(lambda: server.client.get(job_id)["progress"]["percent"], message="progress")
+    watch = subprocess.Popen(
+        [*JOBVISOR, "--config", str(config), "--url", server.url, "watch", "--until-idle"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(),
+    )
+    try:
+        assert watch.stdout is not None
+        assert "(running 1 queued 0)" in watch.stdout.readline()
+        server = restart_after_hangups(server, config, port)
+        # The new supervisor's stream cannot replay the old one's: a reset, the state
+        # re-read (the worker re-attached, still running), then live events again.
+        reset = watch.stdout.readline()
+        assert " reset " in reset and "(running 1 queued 0)" in reset, reset
+        gate.touch()
+        out, err = watch.communicate(timeout=90)
+    finally:
+        watch.kill()
+        watch.communicate()
+        server.kill()
+    assert watch.returncode == 0, err
+    assert re.search(rf"completed +{job_id} +demo .*\(running 0 queued 0\)$", out, re.M), out
+
+
 @TRANSPORTS
 def test_submit_follow_carries_on_across_a_kill_9_of_serve(transport, tmp_path, marker):
     """``submit --follow`` keeps following while ``serve`` is killed with -9, unreachable
     for a while and started again on the same address: it shows the lines from both sides
     and the outcome, exit 0."""
-    config = write_config(tmp_path, marker, transport=transport)
-    # A fixed port, so that the restarted supervisor is where the follower looks.
-    port = free_port()
-    config.write_text(
-        config.read_text().replace('http = "127.0.0.1:0"', f'http = "127.0.0.1:{port}"')
-    )
+    config, port = fixed_port_config(tmp_path, marker, transport)
     halfway, done = tmp_path / "halfway", tmp_path / "done"
     actions = data(
         ["log", "info", "before the restart"],
@@ -372,15 +451,7 @@ def test_submit_follow_carries_on_across_a_kill_9_of_serve(transport, tmp_path, 
     )
     try:
         wait_for(halfway.exists, timeout=60, message="the worker to start")
-        server.kill()
-        # While it is down, the follower's requests (its stream and its log reads) find
-        # a port that hangs up on them; a few of them, seconds apart, include a log read.
-        with socket.create_server(("127.0.0.1", port)) as down:
-            down.settimeout(30)  # a follower that gave up would never come
-            for _ in range(6):
-                connection, _address = down.accept()
-                connection.close()
-        server = ServerProcess(config).start()
+        server = restart_after_hangups(server, config, port)
         done.touch()
         out, err = follower.communicate(timeout=90)
     finally:
