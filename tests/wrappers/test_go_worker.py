@@ -143,7 +143,9 @@ def test_reattaches_across_kill9_without_being_rerun(serve: Server, tmp_path: Pa
         {"steps": 2, "ready_file": str(ready), "wait_file": str(go_on), "done_file": str(done)},
     )
     wait_for(ready.exists, message="the worker to start")
-    wait_for(lambda: serve.client.get(job_id)["progress"] is not None, message="progress")
+    wait_for(
+        lambda: serve.client.get(job_id)["progress"]["percent"] is not None, message="progress"
+    )
     pid = serve.client.get(job_id)["pid"]
     serve.kill()
     go_on.touch()
