@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from supervisor.client import Client
-from supervisor.testing import TEST_RUN_VAR, ServerProcess, short_socket_dir, wait_for
+from supervisor.testing import TEST_RUN_VAR, ServerProcess, wait_for
+from tests.supervisor.serverconfig import write_serve_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "workers" / "resize_images.py"
@@ -21,59 +21,38 @@ KILL_GRACE = 5.0  # long enough that a worker gone before its SIGTERM left on it
 transports = pytest.mark.parametrize("transport", ["unix", "tcp"])
 
 
-class Server:
-    """`jobvisor serve` on one config: ``kill()`` (SIGKILL) and ``start()`` again restart it."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.process = ServerProcess(config).start()
-
-    @property
-    def client(self) -> Client:
-        return self.process.client
-
-    def kill(self) -> None:
-        self.process.kill()
-
-    def start(self) -> None:
-        self.process = ServerProcess(self.config).start()
-
-
 @pytest.fixture
-def serve(tmp_path: Path, marker: str, transport: str) -> Iterator[Server]:
+def serve(tmp_path: Path, marker: str, transport: str) -> Iterator[ServerProcess]:
     """`jobvisor serve` with one job kind, `resize`, running the example worker."""
-    config = tmp_path / "jobvisor.toml"
-    config.write_text(f"""
-state_dir = "state"
-http = "127.0.0.1:0"
-socket_dir = "{short_socket_dir()}"
-transport = "{transport}"
-flush_interval = 0.1
-kill_grace = {KILL_GRACE}
-
+    config = write_serve_config(
+        tmp_path,
+        f"""
 [jobs.resize]
 command = "{sys.executable}"
 args = ["{EXAMPLE}"]
 env = {{ {TEST_RUN_VAR} = "{marker}" }}
 heartbeat_timeout = 2.0
 max_attempts = 1
-""")
-    server = Server(config)
+""",
+        transport=transport,
+        kill_grace=KILL_GRACE,
+    )
+    server = ServerProcess(config).start()
     yield server
     server.kill()
 
 
-def progressed(server: Server, job_id: str) -> bool:
+def progressed(server: ServerProcess, job_id: str) -> bool:
     """The worker reported progress: it is connected and working."""
     return server.client.get(job_id)["progress"]["percent"] is not None
 
 
-def log_text(server: Server, job_id: str) -> str:
+def log_text(server: ServerProcess, job_id: str) -> str:
     return server.client.logs(job_id).data.decode()
 
 
 @transports
-def test_completes_with_result_progress_and_logs(serve: Server) -> None:
+def test_completes_with_result_progress_and_logs(serve: ServerProcess) -> None:
     """The example's thumbnails, its progress and its log lines reach the supervisor."""
     job_id = serve.client.submit("resize", {"images": ["a.png", "b.png"], "sizes": [64]})
     job = serve.client.wait(job_id, timeout=30)
@@ -86,7 +65,7 @@ def test_completes_with_result_progress_and_logs(serve: Server) -> None:
 
 
 @transports
-def test_fails_cleanly(serve: Server) -> None:
+def test_fails_cleanly(serve: ServerProcess) -> None:
     """An exception in the job function fails the job with its text; the worker exits 1."""
     job_id = serve.client.submit("resize", {"images": 5})
     job = serve.client.wait(job_id, timeout=30)
@@ -97,7 +76,7 @@ def test_fails_cleanly(serve: Server) -> None:
 
 
 @transports
-def test_cancel_interrupts_the_example_before_its_sigterm(serve: Server) -> None:
+def test_cancel_interrupts_the_example_before_its_sigterm(serve: ServerProcess) -> None:
     """The example never looks at ``job.cancelled``: the cancel interrupts its sleep, and the
     worker exits on its own, long before the SIGTERM due ``kill_grace`` after the cancel."""
     images = [f"{n}.png" for n in range(400)]  # a minute of "work"
@@ -113,7 +92,7 @@ def test_cancel_interrupts_the_example_before_its_sigterm(serve: Server) -> None
 
 
 @transports
-def test_reattaches_across_kill9_without_being_rerun(serve: Server) -> None:
+def test_reattaches_across_kill9_without_being_rerun(serve: ServerProcess) -> None:
     """kill -9 of the supervisor mid-job: the example re-attaches to the restarted one and
     completes in its first attempt, in the same process, with every thumbnail once."""
     images = [f"{n}.png" for n in range(12)]  # about 3.6 s of "work"
