@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.testing import TEST_RUN_VAR, ServerProcess, short_socket_dir, wait_for
+from supervisor.testing import TEST_RUN_VAR, ServerProcess, wait_for
 from tests.dashboard.browser import Page, new_profile, start_chromium
-from tests.supervisor.serverconfig import WORKERS
+from tests.supervisor.serverconfig import WORKERS, write_serve_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,15 +42,9 @@ def free_port() -> int:
 def write_config(tmp_path: Path, marker: str, transport: str) -> Path:
     """A config on a fixed free port (a restart must come back on the same one), with
     the scripted test worker and the example order workflow."""
-    config = tmp_path / "jobvisor.toml"
-    config.write_text(f"""
-state_dir = "state"
-http = "127.0.0.1:{free_port()}"
-socket_dir = "{short_socket_dir()}"
-transport = "{transport}"
-flush_interval = 0.1
-kill_grace = 1.0
-workflow_pool_size = 1
+    return write_serve_config(
+        tmp_path,
+        f"""workflow_pool_size = 1
 python_path = ["{ROOT / "examples" / "workflows"}"]
 workflows = ["orders:process_order"]
 
@@ -60,8 +54,10 @@ args = ["{WORKERS / "scripted.py"}"]
 env = {{ {TEST_RUN_VAR} = "{marker}" }}
 heartbeat_timeout = 5.0
 max_attempts = 1
-""")
-    return config
+""",
+        transport=transport,
+        http=f"127.0.0.1:{free_port()}",
+    )
 
 
 def job_row(job_id: str) -> str:

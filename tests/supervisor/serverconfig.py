@@ -10,6 +10,29 @@ from supervisor.testing import short_socket_dir
 WORKERS = Path(__file__).parent / "workers"
 
 
+def write_serve_config(
+    tmp_path: Path,
+    body: str,
+    *,
+    transport: str = "unix",
+    http: str = "127.0.0.1:0",
+    kill_grace: float = 1.0,
+) -> Path:
+    """``tmp_path/jobvisor.toml`` for a test's own `jobvisor serve`: its own state folder,
+    socket folder and HTTP port (an ephemeral one unless ``http`` names one), quick flushes,
+    then ``body`` (more settings, then the job kinds, as TOML)."""
+    config = tmp_path / "jobvisor.toml"
+    config.write_text(f"""
+state_dir = "state"
+http = "{http}"
+socket_dir = "{short_socket_dir()}"
+transport = "{transport}"
+flush_interval = 0.1
+kill_grace = {kill_grace}
+{body}""")
+    return config
+
+
 def write_config(
     tmp_path: Path,
     marker: str,
@@ -20,15 +43,9 @@ def write_config(
     kind: str = "",
     heartbeat_timeout: float = 2.0,
 ) -> Path:
-    config = tmp_path / "jobvisor.toml"
-    config.write_text(f"""
-state_dir = "state"
-http = "127.0.0.1:0"
-socket_dir = "{short_socket_dir()}"
-transport = "{transport}"
-concurrency = {concurrency}
-flush_interval = 0.1
-kill_grace = 1.0
+    return write_serve_config(
+        tmp_path,
+        f"""concurrency = {concurrency}
 {extra}
 [jobs.demo]
 command = "{sys.executable}"
@@ -37,5 +54,6 @@ env = {{ JOBVISOR_TEST_RUN = "{marker}" }}
 heartbeat_timeout = {heartbeat_timeout}
 retry_delay = 0.1
 {kind}
-""")
-    return config
+""",
+        transport=transport,
+    )

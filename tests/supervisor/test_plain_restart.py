@@ -19,9 +19,9 @@ from supervisor.testing import (
     ServerProcess,
     live_workers,
     process_gone,
-    short_socket_dir,
     wait_for,
 )
+from tests.supervisor.serverconfig import write_serve_config
 
 # Counts its runs, says it is ready, waits for the test's go, prints its result.
 SCRIPT = (
@@ -33,23 +33,18 @@ SCRIPT = (
 @pytest.fixture(params=["unix", "tcp"])
 def config(request: pytest.FixtureRequest, tmp_path: Path, marker: str) -> Path:
     """A supervisor config with one plain kind, on either worker transport."""
-    path = tmp_path / "jobvisor.toml"
-    path.write_text(f"""
-state_dir = "state"
-http = "127.0.0.1:0"
-socket_dir = "{short_socket_dir()}"
-transport = "{request.param}"
-flush_interval = 0.1
-kill_grace = 1.0
-
+    return write_serve_config(
+        tmp_path,
+        f"""
 [jobs.plain]
 command = "sh"
 args = ["-c", {json.dumps(SCRIPT)}]
 protocol = "none"
 max_attempts = 1
 env = {{ {TEST_RUN_VAR} = "{marker}", DIR = "{tmp_path}" }}
-""")
-    return path
+""",
+        transport=request.param,
+    )
 
 
 @pytest.fixture

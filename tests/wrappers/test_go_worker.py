@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from supervisor.client import Client
-from supervisor.testing import TEST_RUN_VAR, ServerProcess, short_socket_dir, wait_for
+from supervisor.testing import TEST_RUN_VAR, ServerProcess, wait_for
+from tests.supervisor.serverconfig import write_serve_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "go"
@@ -43,53 +43,32 @@ def go_worker(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return binary
 
 
-class Server:
-    """`jobvisor serve` on one config: ``kill()`` (SIGKILL) and ``start()`` again restart it."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.process = ServerProcess(config).start()
-
-    @property
-    def client(self) -> Client:
-        return self.process.client
-
-    def kill(self) -> None:
-        self.process.kill()
-
-    def start(self) -> None:
-        self.process = ServerProcess(self.config).start()
-
-
 @pytest.fixture
-def serve(tmp_path: Path, marker: str, go_worker: Path, transport: str) -> Iterator[Server]:
+def serve(tmp_path: Path, marker: str, go_worker: Path, transport: str) -> Iterator[ServerProcess]:
     """`jobvisor serve` with one job kind, `go`, running the example worker."""
-    config = tmp_path / "jobvisor.toml"
-    config.write_text(f"""
-state_dir = "state"
-http = "127.0.0.1:0"
-socket_dir = "{short_socket_dir()}"
-transport = "{transport}"
-flush_interval = 0.1
-kill_grace = {KILL_GRACE}
-
+    config = write_serve_config(
+        tmp_path,
+        f"""
 [jobs.go]
 command = "{go_worker}"
 env = {{ {TEST_RUN_VAR} = "{marker}" }}
 heartbeat_timeout = 2.0
 retry_delay = 0.1
-""")
-    server = Server(config)
+""",
+        transport=transport,
+        kill_grace=KILL_GRACE,
+    )
+    server = ServerProcess(config).start()
     yield server
     server.kill()
 
 
-def log_text(server: Server, job_id: str) -> str:
+def log_text(server: ServerProcess, job_id: str) -> str:
     return server.client.logs(job_id).data.decode()
 
 
 @transports
-def test_completes_with_result_progress_and_logs(serve: Server) -> None:
+def test_completes_with_result_progress_and_logs(serve: ServerProcess) -> None:
     """A Go worker's result, progress and log lines reach the supervisor, then it exits 0."""
     job_id = serve.client.submit("go", {"steps": 4, "echo": {"n": [1, 2.5, "x"]}})
     job = serve.client.wait(job_id, timeout=30)
@@ -104,7 +83,7 @@ def test_completes_with_result_progress_and_logs(serve: Server) -> None:
 
 
 @transports
-def test_fails_cleanly(serve: Server) -> None:
+def test_fails_cleanly(serve: ServerProcess) -> None:
     """An error returned by the job function fails the job with its text; the worker exits 1."""
     job_id = serve.client.submit("go", {"steps": 1, "fail": "the disk is full"})
     job = serve.client.wait(job_id, timeout=30)
@@ -114,7 +93,7 @@ def test_fails_cleanly(serve: Server) -> None:
 
 
 @transports
-def test_cancel_stops_the_worker_before_its_sigterm(serve: Server, tmp_path: Path) -> None:
+def test_cancel_stops_the_worker_before_its_sigterm(serve: ServerProcess, tmp_path: Path) -> None:
     """A cancel cancels the job's context: the worker reports and exits on its own, unsignalled."""
     ready = tmp_path / "ready"
     job_id = serve.client.submit(
@@ -134,7 +113,7 @@ def test_cancel_stops_the_worker_before_its_sigterm(serve: Server, tmp_path: Pat
 
 
 @transports
-def test_reattaches_across_kill9_without_being_rerun(serve: Server, tmp_path: Path) -> None:
+def test_reattaches_across_kill9_without_being_rerun(serve: ServerProcess, tmp_path: Path) -> None:
     """A Go worker that finished while its supervisor was dead (kill -9) re-attaches to the
     restarted one, replays its outcome and logs, and the job completes in its first attempt."""
     ready, go_on, done = tmp_path / "ready", tmp_path / "go-on", tmp_path / "done"
@@ -143,7 +122,9 @@ def test_reattaches_across_kill9_without_being_rerun(serve: Server, tmp_path: Pa
         {"steps": 2, "ready_file": str(ready), "wait_file": str(go_on), "done_file": str(done)},
     )
     wait_for(ready.exists, message="the worker to start")
-    wait_for(lambda: serve.client.get(job_id)["progress"] is not None, message="progress")
+    wait_for(
+        lambda: serve.client.get(job_id)["progress"]["percent"] is not None, message="progress"
+    )
     pid = serve.client.get(job_id)["pid"]
     serve.kill()
     go_on.touch()

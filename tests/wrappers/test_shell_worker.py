@@ -18,9 +18,9 @@ from supervisor.testing import (
     ServerProcess,
     live_workers,
     process_gone,
-    short_socket_dir,
     wait_for,
 )
+from tests.supervisor.serverconfig import write_serve_config
 from tests.wrappers.shell_fixtures import EXAMPLE, LIBRARY
 
 TRANSPORTS = pytest.mark.parametrize("transport", ["unix", "tcp"])
@@ -113,22 +113,17 @@ def test_a_script_killed_with_sigkill_fails_and_leaves_no_helper(
 
 
 def _config(tmp_path: Path, marker: str, transport: str) -> Path:
-    config = tmp_path / "jobvisor.toml"
-    config.write_text(f"""
-state_dir = "state"
-http = "127.0.0.1:0"
-socket_dir = "{short_socket_dir()}"
-transport = "{transport}"
-flush_interval = 0.1
-kill_grace = 1.0
-
+    return write_serve_config(
+        tmp_path,
+        f"""
 [jobs.resize]
 command = "bash"
 args = ["{EXAMPLE}"]
 env = {{ {TEST_RUN_VAR} = "{marker}" }}
 max_attempts = 1
-""")
-    return config
+""",
+        transport=transport,
+    )
 
 
 @TRANSPORTS
