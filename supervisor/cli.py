@@ -10,7 +10,9 @@ Exit codes: 0 success (for ``submit --wait``/``--follow``: the job completed; fo
 ``workflow start --follow``: the instance completed), 1 the job (or instance) failed,
 2 bad usage or input, 3 the job (or instance) was cancelled, 4 the supervisor
 could not be reached or refused the request, 5 bad configuration (or a store that
-cannot be opened or written).
+cannot be opened or written); Ctrl-C 130, except for ``watch``, which one leaves that way
+(0). Live views (``submit --follow``, ``logs --follow``, ``watch``) are in
+``supervisor/clilive.py``, rendering in ``supervisor/cliview.py``.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from typing import Any, Final
 from supervisor import cliview
 from supervisor.client import TERMINAL, Client, ClientError
 from supervisor.errors import JobvisorError
+from supervisor.states import JobStatus
 
-JOB_STATUSES: Final = ("pending", "scheduled", "running", "completed", "failed", "cancelled")
+JOB_STATUSES: Final = tuple(status.value for status in JobStatus)
 # The API's largest page (docs/http-api.md): ``jobs`` with several statuses pages by it.
 API_PAGE: Final = 1000
 

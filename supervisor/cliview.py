@@ -27,11 +27,12 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import IO, Any, Final
 
 from rich.console import Console
 from rich.markup import escape
+
+from supervisor.views import parse_time
 
 BAR_WIDTH: Final = 30
 # Stored stamp and tag at the start of a line: joblogs.stamp() + " [tag] ".
@@ -118,7 +119,7 @@ def parse_iso(value: Any) -> float | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return parse_time(value)
     except ValueError:
         return None
 
