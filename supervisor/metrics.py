@@ -9,7 +9,7 @@ ended), once per store commit and once per loop iteration — never per message.
 them from the job table and the live attempts.
 
 The text itself is made by ``prometheus_client`` at scrape time, in
-``supervisor/exposition.py``, which ``render`` imports with the first scrape: a
+``supervisor/exposition.py``, which ``GET /metrics`` imports with the first scrape: a
 supervisor that is never scraped never loads the library (docs/bench.md, "startup").
 
 Which numbers survive a restart. Process counters (``jobvisor_spawned_total``,
@@ -198,12 +198,3 @@ class Metrics:
         """``Supervisor.settled``: ``job`` reached a final status."""
         self.settled[job.name, job.status.value] += 1
         self._queued_at.pop(job.id, None)  # a pending job cancelled: no start will come
-
-
-def render(sup: Scraped) -> bytes:
-    """The Prometheus text exposition of ``sup``'s metrics (on the loop thread)."""
-    # prometheus_client is imported with the first scrape, not with the supervisor: it
-    # costs ~30 ms and ~8 MB at start for what may never be scraped (docs/bench.md).
-    from supervisor.exposition import render as render_text  # noqa: PLC0415
-
-    return render_text(sup)
