@@ -1,7 +1,7 @@
 """The Prometheus text exposition of a supervisor's metrics (``GET /metrics``).
 
-Imported with the first scrape only (``GET /metrics`` in ``supervisor/http/routes.py``), so that a
-supervisor that is never scraped never pays for ``prometheus_client`` (docs/bench.md,
+Imported by the first scrape only (``GET /metrics`` in ``supervisor/http/routes.py``):
+a supervisor that is never scraped never pays for ``prometheus_client`` (docs/bench.md,
 "startup"). ``render`` hands a collector over ``supervisor.metrics``'s numbers to a
 registry of its own (never the library's global one, which would mix in whatever else
 the embedding process registered) and lets ``generate_latest`` write the exposition
