@@ -61,7 +61,14 @@ def _reconnect(r: dict[str, Any]) -> list[str]:
         ]
         return "\n".join([pooled_line, *restart_lines])
 
-    return _per_size("reconnect", r, line)
+    lines = _per_size("reconnect", r, line)
+    floor = r.get("floor_ms")
+    if floor:
+        lines.append(
+            f"{INDENT}floor of 'after process start' (python + dependency imports, median): "
+            f"wall {_one(floor['wall_ms'])} ms  CPU {_one(floor['cpu_ms'])} ms"
+        )
+    return lines
 
 
 def _throughput(r: dict[str, Any]) -> list[str]:

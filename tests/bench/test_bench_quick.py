@@ -117,7 +117,8 @@ def test_quick_workflow_figures_are_numbers_and_every_instance_completed(quick_r
 @pytest.mark.timeout(260)
 @pytest.mark.slow
 def test_quick_startup_figures_are_numbers_beside_their_floors(quick_run):
-    """The startup section times serve and both floors over every run, with RSS and ratios."""
+    """The startup section times serve and both floors over every run, with RSS and ratios;
+    reconnect carries the dependency floor beside its start-up figures."""
     _, data = quick_run
     section = data["startup"]
     figures, runs = section["figures"], section["params"]["runs"]
@@ -131,3 +132,5 @@ def test_quick_startup_figures_are_numbers_beside_their_floors(quick_run):
         assert _number(figures[key]), key
     assert isinstance(figures["met_time_target"], bool)
     assert isinstance(figures["met_rss_target"], bool)
+    floor = data["reconnect"]["floor_ms"]  # printed beside reconnect's "after process start"
+    assert all(_number(floor[k]) and floor[k] > 0 for k in ("wall_ms", "cpu_ms"))
