@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import overhead, reconnect, report, rss, store, throughput, workflow
+from bench import overhead, reconnect, report, rss, startup, store, throughput, workflow
 from bench.harness import Run
 from bench.machine import machine, mount_of
 
@@ -27,6 +27,7 @@ SECTIONS: dict[str, Callable[[Run], dict[str, Any]]] = {
     "store": store.run,
     "rss": rss.run,
     "workflow": workflow.run,
+    "startup": startup.run,
 }
 DEFAULT_JSON = Path(__file__).parent / "results" / "latest.json"
 

@@ -22,6 +22,7 @@ supervisor declared it lost (``jobvisor_lost_total``).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 
 from jobvisor_worker._transport import STABLE_CONNECTION
 
+from bench import startup
 from bench.harness import Run, SeededSetup, Server, Setup, each_size
 from bench.machine import bind_cost_us, mount_of
 from bench.stats import summary
@@ -56,7 +58,12 @@ def run(bench: Run) -> dict[str, Any]:
         return _load_generator(bench, n, restarts)
 
     figures, error = each_size(sizes, measure)
+    # The floor of "after process start": no supervisor can be back before its own
+    # interpreter has started and imported its dependencies (same environment as its
+    # supervisors, so the same bytecode caching).
+    floor = startup.floor_ms({**os.environ, **bench.env})
     return {
+        "floor_ms": floor,
         "params": {
             "sizes": sizes,
             "restarts_per_size": restarts,

@@ -61,7 +61,14 @@ def _reconnect(r: dict[str, Any]) -> list[str]:
         ]
         return "\n".join([pooled_line, *restart_lines])
 
-    return _per_size("reconnect", r, line)
+    lines = _per_size("reconnect", r, line)
+    floor = r.get("floor_ms")
+    if floor:
+        lines.append(
+            f"{INDENT}floor of 'after process start' (python + dependency imports, median): "
+            f"wall {_one(floor['wall_ms'])} ms  CPU {_one(floor['cpu_ms'])} ms"
+        )
+    return lines
 
 
 def _throughput(r: dict[str, Any]) -> list[str]:
@@ -153,6 +160,33 @@ def _workflow(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _startup(r: dict[str, Any]) -> list[str]:
+    f = r.get("figures")
+    if not f:
+        return []
+    params = r["params"]
+
+    def row(name: str) -> str:
+        x = f[name]
+        return (
+            f"wall median {_one(x['wall_ms']['median'])} ms  p90 {_one(x['wall_ms']['p90'])} ms"
+            f"  CPU median {_one(x['cpu_ms']['median'])} ms  p90 {_one(x['cpu_ms']['p90'])} ms"
+            f"  RSS median {_mb(x['rss_bytes']['median'])}"
+        )
+
+    return [
+        f"startup    serve to listening, no jobs ({params['runs']} runs): {row('serve')}",
+        f"{INDENT}floor python -c pass:          {row('bare')}",
+        f"{INDENT}floor + dependency imports:    {row('deps')}",
+        f"{INDENT}over the bare interpreter: wall {_one(f['over_bare_ms'])} ms  "
+        f"CPU {_one(f['cpu_over_bare_ms'])} ms (target {params['target_over_bare_ms']:g} ms "
+        f"{_met(f['met_time_target'])}); over the dependency floor: wall "
+        f"{_one(f['over_deps_ms'])} ms  CPU {_one(f['cpu_over_deps_ms'])} ms",
+        f"{INDENT}idle RSS {_mb(f['serve']['rss_bytes']['median'])} "
+        f"(target {_mb(params['target_rss_bytes'])} {_met(f['met_rss_target'])})",
+    ]
+
+
 FORMATTERS = {
     "reconnect": _reconnect,
     "throughput": _throughput,
@@ -160,6 +194,7 @@ FORMATTERS = {
     "store": _store,
     "rss": _rss,
     "workflow": _workflow,
+    "startup": _startup,
 }
 
 

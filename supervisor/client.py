@@ -145,11 +145,18 @@ class Client:
         request = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310 - http(s) URL from config
         if data is not None:
             request.add_header("content-type", "application/json")
+        with self._open(request, self.timeout) as response:
+            return response.status, dict(response.headers.items()), response.read()
+
+    def _open(self, request: urllib.request.Request, timeout: float) -> http.client.HTTPResponse:
+        """Send ``request`` with the token; the response, or ``ClientError`` (an HTTP error
+        with the API's code, or ``unreachable``)."""
         if self.token:
             request.add_header("authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                return response.status, dict(response.headers.items()), response.read()
+            response: http.client.HTTPResponse = urllib.request.urlopen(  # noqa: S310
+                request, timeout=timeout
+            )
         except urllib.error.HTTPError as exc:
             raise _client_error(exc) from None
         except (urllib.error.URLError, OSError) as exc:
@@ -157,6 +164,7 @@ class Client:
             raise ClientError(
                 0, "unreachable", f"cannot reach the supervisor at {self.url}: {reason}"
             ) from None
+        return response
 
     def _json(self, method: str, path: str, body: Any = None) -> Any:
         _status, _headers, payload = self._request(method, path, body)
@@ -296,20 +304,7 @@ class Client:
         request.add_header("accept", "text/event-stream")
         if position:
             request.add_header("last-event-id", position)
-        if self.token:
-            request.add_header("authorization", f"Bearer {self.token}")
-        try:
-            response: http.client.HTTPResponse = urllib.request.urlopen(  # noqa: S310
-                request, timeout=read_timeout
-            )
-        except urllib.error.HTTPError as exc:
-            raise _client_error(exc) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ClientError(
-                0, "unreachable", f"cannot reach the supervisor at {self.url}: {reason}"
-            ) from None
-        return response
+        return self._open(request, read_timeout)
 
     def retry(self, job_id: str, max_attempts: int | None = None) -> dict[str, Any]:
         """Queue a failed or cancelled job again (same id); the job, now pending."""

@@ -29,7 +29,6 @@ from supervisor.http.auth import authorized
 from supervisor.http.exchange import Request, Response
 from supervisor.logthrottle import LogThrottle
 from supervisor.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from supervisor.metrics import render as render_metrics
 from supervisor.records import JobRecord
 from supervisor.states import JobStatus
 from supervisor.views import job_json, parse_time
@@ -238,7 +237,11 @@ def healthz(sup: Supervisor, request: Request, params: dict[str, str]) -> Respon
 
 @route("/metrics", "GET")
 def metrics(sup: Supervisor, request: Request, params: dict[str, str]) -> Response:
-    return Response(200, render_metrics(sup), METRICS_CONTENT_TYPE)
+    # prometheus_client comes with the first scrape, not with the supervisor's start:
+    # ~8 MB and tens of ms that a supervisor never scraped does not pay (docs/bench.md).
+    from supervisor.exposition import render  # noqa: PLC0415
+
+    return Response(200, render(sup), METRICS_CONTENT_TYPE)
 
 
 @route("/jobs", "POST")

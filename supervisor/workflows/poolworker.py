@@ -43,8 +43,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Final, NoReturn
 
-from jobvisor_worker._run import run_once  # imported while warm: start-up cost
-
 from supervisor.joblogs import stamp
 
 EXIT_BAD_ASSIGNMENT: Final = 2
@@ -199,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Imported here, while warm, and not at the top: the supervisor imports this module
+    # for ``Assignment`` and must not load the worker library it never runs.
+    from jobvisor_worker._run import run_once  # noqa: PLC0415
+
     args = build_parser().parse_args(argv)
     problems = _warm_up(args.path, args.modules)
     assignments = os.fdopen(_private_stdin(), "rb")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("reconnect", "throughput", "overhead", "store", "rss", "workflow")
+SECTIONS = ("reconnect", "throughput", "overhead", "store", "rss", "workflow", "startup")
 
 
 def _number(value: Any) -> bool:
@@ -112,3 +112,25 @@ def test_quick_workflow_figures_are_numbers_and_every_instance_completed(quick_r
     for stats in (chain["instance_ms"], orders["loop_lag_ms"], orders["idle_loop_lag_ms"]):
         assert stats["count"] > 0
         assert all(_number(stats[k]) for k in ("min", "median", "p99", "max"))
+
+
+@pytest.mark.timeout(260)
+@pytest.mark.slow
+def test_quick_startup_figures_are_numbers_beside_their_floors(quick_run):
+    """The startup section times serve and both floors over every run, with RSS and ratios;
+    reconnect carries the dependency floor beside its start-up figures."""
+    _, data = quick_run
+    section = data["startup"]
+    figures, runs = section["figures"], section["params"]["runs"]
+    assert "pydantic" in section["params"]["dependencies"]
+    for name in ("bare", "deps", "serve"):
+        for key in ("wall_ms", "cpu_ms", "rss_bytes"):
+            stats = figures[name][key]
+            assert stats["count"] == runs, (name, key)
+            assert all(_number(stats[k]) and stats[k] > 0 for k in ("median", "p90", "max"))
+    for key in ("over_bare_ms", "over_deps_ms", "cpu_over_bare_ms", "cpu_over_deps_ms"):
+        assert _number(figures[key]), key
+    assert isinstance(figures["met_time_target"], bool)
+    assert isinstance(figures["met_rss_target"], bool)
+    floor = data["reconnect"]["floor_ms"]  # printed beside reconnect's "after process start"
+    assert all(_number(floor[k]) and floor[k] > 0 for k in ("wall_ms", "cpu_ms"))
