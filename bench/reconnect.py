@@ -28,12 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobvisor_worker._transport import STABLE_CONNECTION
-
 from bench import startup
 from bench.harness import Run, SeededSetup, Server, Setup, each_size
 from bench.machine import bind_cost_us, mount_of
 from bench.stats import summary
+from jobvisor_worker._transport import STABLE_CONNECTION
 from supervisor.testing import wait_for
 from supervisor.views import parse_time
 

@@ -27,12 +27,15 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from importlib import metadata
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from supervisor import cliview
 from supervisor.client import TERMINAL, Client, ClientError
 from supervisor.errors import JobvisorError
 from supervisor.states import JobStatus
+
+if TYPE_CHECKING:
+    # Imported where used: rendering brings rich, which ``serve`` must not pay for.
+    from supervisor.cliview import LogPrinter
 
 JOB_STATUSES: Final = tuple(status.value for status in JobStatus)
 # The API's largest page (docs/http-api.md): ``jobs`` with several statuses pages by it.
@@ -264,7 +267,8 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
         return EXIT_OK
     print(job_id, file=sys.stderr)
     if args.follow:
-        from supervisor.clilive import JobFollower  # noqa: PLC0415 - threads, rich
+        from supervisor import cliview  # noqa: PLC0415 - rich, not for serve
+        from supervisor.clilive import JobFollower  # noqa: PLC0415
 
         screen = cliview.stderr()
         job = JobFollower(client, job_id, position, cliview.LogPrinter(screen), screen).run()
@@ -294,6 +298,8 @@ def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(jobs, indent=2))
         return EXIT_OK
+    from supervisor import cliview  # noqa: PLC0415 - rich, not for serve
+
     cliview.jobs_table(cliview.stdout(), jobs)
     return EXIT_OK
 
@@ -351,13 +357,15 @@ def cmd_delete(client: Client, args: argparse.Namespace) -> int:
 def cmd_logs(client: Client, args: argparse.Namespace) -> int:
     if args.tail is not None and args.tail < 0:
         raise UsageError(f"--tail must be 0 or more, got {args.tail}")
+    from supervisor import cliview  # noqa: PLC0415 - rich, not for serve
+
     printer = cliview.LogPrinter(cliview.stdout(), raw=args.raw)
     position = client.event_position() if args.follow else ""
     job = client.get(args.id)  # an unknown id is refused here, before any output
     following = args.follow and job["status"] not in TERMINAL
     offset = _print_log(client, args.id, printer, args.tail, following=following)
     if following:
-        from supervisor.clilive import JobFollower  # noqa: PLC0415 - threads, rich
+        from supervisor.clilive import JobFollower  # noqa: PLC0415
 
         JobFollower(client, args.id, position, printer, offset=offset).run()
     else:
@@ -368,7 +376,7 @@ def cmd_logs(client: Client, args: argparse.Namespace) -> int:
 def _print_log(
     client: Client,
     job_id: str,
-    printer: cliview.LogPrinter,
+    printer: LogPrinter,
     tail: int | None,
     *,
     following: bool,
@@ -397,7 +405,8 @@ def _print_log(
 
 
 def cmd_watch(client: Client, args: argparse.Namespace) -> int:
-    from supervisor.clilive import Watch  # noqa: PLC0415 - threads, rich
+    from supervisor import cliview  # noqa: PLC0415 - rich, not for serve
+    from supervisor.clilive import Watch  # noqa: PLC0415
 
     try:
         return Watch(client, cliview.stdout(), name=args.name, until_idle=args.until_idle).run()

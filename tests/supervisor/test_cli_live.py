@@ -463,3 +463,21 @@ def test_submit_follow_carries_on_across_a_kill_9_of_serve(transport, tmp_path, 
     assert err.index("before the restart") < err.index("after the restart"), err
     assert err.count("before the restart") == 1  # nothing shown twice after the resume
     assert "attempt 1 completed" in err
+
+
+def test_the_command_module_leaves_rich_for_the_commands_that_draw():
+    """``import supervisor.cli`` (what ``jobvisor serve`` runs through) loads neither rich
+    nor the rendering module: only commands that draw pay for them."""
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys, supervisor.cli; "
+            "print(json.dumps([m in sys.modules for m in ('rich', 'supervisor.cliview')]))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(probe.stdout) == [False, False]
