@@ -94,14 +94,14 @@ class Job:
         with self._cond:
             queued = not self._closed and self._session.progress(percent, message, data)
         if queued:
-            self._transport.wake()
+            self._transport.nudge()
 
     def log(self, level: str, message: str, **data: Any) -> None:
         """Send a log line at ``level`` (debug, info, warn, error)."""
         with self._cond:
             queued = not self._closed and self._session.log(level, message, data)
         if queued:
-            self._transport.wake()
+            self._transport.nudge()
 
     def debug(self, message: str, **data: Any) -> None:
         self.log("debug", message, **data)
