@@ -23,7 +23,9 @@ unless the program changed it) and for the OS to schedule it, and a caller that 
 when it can take ``_send_lock`` at once; what the socket does not take goes to
 ``_outbuf`` for the I/O thread. ``_send_lock`` is held by whoever takes bytes from the
 session until they are written (frames leave in the order they were taken) and by every
-change of ``_sock``/``_outbuf``. Lock order: ``_send_lock``, then ``cond``. The caller
+change of ``_sock``/``_outbuf``. Lock order: ``_send_lock``, then ``cond``; the I/O thread,
+which may wait long for ``cond`` while the caller loops, only ever tries ``_send_lock``
+once it holds ``cond`` and gives up if the caller has it (see ``_take_send_lock``). The caller
 never connects, reads, reconnects or waits: a failed write is left to the I/O thread,
 which sees the broken connection on its next read, as if it had written itself. A C
 extension that holds the GIL stops both threads: nothing can send then
@@ -135,8 +137,9 @@ class Transport:
 
     def wake(self) -> None:
         """Make the I/O thread look at the session now (something was queued)."""
-        # The flag spares a syscall per message in a burst; it is cleared before the
-        # session is read, so a message queued after the clearing always gets its byte.
+        # The flag spares a syscall per message in a burst; it is cleared (after the
+        # bytes are drained) before the session is read, so a message queued after the
+        # clearing always gets its byte.
         if self._wake_pending:
             return
         self._wake_pending = True
@@ -285,16 +288,11 @@ class Transport:
         )
 
     def _write(self, now: float) -> None:
-        with self._send_lock:
+        if not self._take_send_lock(now):
+            return  # the job's thread is writing; it wakes us if it leaves bytes over
+        try:
             sock = self._sock
             assert sock is not None
-            if not self._outbuf:
-                with self._cond:
-                    data = self._session.data_to_send(now)
-                self._last_flush = now
-                if not data:
-                    return
-                self._outbuf += data
             error: OSError | None = None
             try:
                 sent = sock.send(self._outbuf, _SEND_FLAGS)
@@ -303,11 +301,33 @@ class Transport:
             except OSError as exc:
                 sent, error = 0, exc
             del self._outbuf[:sent]
+        finally:
+            self._send_lock.release()
         if error is not None:  # dropped outside _send_lock: _drop takes it
             self._drop(now, error)
             return
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self._outbuf else 0)
         self._selector.modify(sock, events)
+
+    def _take_send_lock(self, now: float) -> bool:
+        """Hold ``_send_lock`` with bytes in ``_outbuf`` (True), or hold nothing (False).
+
+        Never waits for ``_send_lock`` while waiting for, or holding, ``cond``: a busy
+        caller holds ``cond`` nearly all the time and this thread may wait long for it,
+        and holding ``_send_lock`` meanwhile would stop the caller from writing too.
+        """
+        if self._outbuf:
+            return self._send_lock.acquire(blocking=False)
+        with self._cond:
+            if not self._send_lock.acquire(blocking=False):
+                return False
+            data = self._session.data_to_send(now)
+        self._last_flush = now
+        if not data:
+            self._send_lock.release()
+            return False
+        self._outbuf += data
+        return True
 
     def _read(self, now: float) -> None:
         sock = self._sock
