@@ -57,7 +57,6 @@ import selectors
 import socket
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Final
 
@@ -195,6 +194,8 @@ class Transport:
                 try:
                     self._step()
                 except Exception as exc:  # a bug here must not silence the job for good
+                    import traceback  # noqa: PLC0415 - only for this bug
+
                     say(f"internal error in the I/O thread: {exc!r}\n{traceback.format_exc()}")
                     self._drop(self._clock(), f"internal error {exc!r}")
             self._linger()
