@@ -16,7 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import overhead, reconnect, report, rss, store, throughput, workflow
+from bench import (
+    busyworker,
+    overhead,
+    reconnect,
+    report,
+    rss,
+    store,
+    throughput,
+    workerimport,
+    workflow,
+)
 from bench.harness import Run
 from bench.machine import machine, mount_of
 
@@ -27,6 +37,8 @@ SECTIONS: dict[str, Callable[[Run], dict[str, Any]]] = {
     "store": store.run,
     "rss": rss.run,
     "workflow": workflow.run,
+    "worker-import": workerimport.run,
+    "busy-worker": busyworker.run,
 }
 DEFAULT_JSON = Path(__file__).parent / "results" / "latest.json"
 

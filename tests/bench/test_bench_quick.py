@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("reconnect", "throughput", "overhead", "store", "rss", "workflow")
+SECTIONS = (
+    "reconnect",
+    "throughput",
+    "overhead",
+    "store",
+    "rss",
+    "workflow",
+    "worker-import",
+    "busy-worker",
+)
 
 
 def _number(value: Any) -> bool:
@@ -112,3 +121,23 @@ def test_quick_workflow_figures_are_numbers_and_every_instance_completed(quick_r
     for stats in (chain["instance_ms"], orders["loop_lag_ms"], orders["idle_loop_lag_ms"]):
         assert stats["count"] > 0
         assert all(_number(stats[k]) for k in ("min", "median", "p99", "max"))
+
+
+@pytest.mark.timeout(260)
+@pytest.mark.slow
+def test_quick_worker_import_and_busy_worker_figures_are_numbers(quick_run):
+    """The worker-import section has a median and p90 for each command and their
+    difference; the busy-worker section's idle and busy workers both completed, had
+    progress arrive and a silence measured."""
+    _, data = quick_run
+    imports = data["worker-import"]["figures"]
+    for name in ("pass", "msgpack", "jobvisor_worker", "with_wire_layer"):
+        assert _number(imports["ms"][name]["median"]) and _number(imports["ms"][name]["p90"])
+    assert _number(imports["over_msgpack_ms"]["median"])
+    assert isinstance(imports["met_target"], bool)
+    busy = data["busy-worker"]["figures"]
+    for mode in ("idle", "busy"):
+        assert busy[mode]["calls"] > 0 and busy[mode]["arrived"] > 0
+        assert all(_number(busy[mode]["staleness_ms"][k]) for k in ("median", "p99", "max"))
+        assert _number(busy[mode]["max_silence_ms"])
+    assert isinstance(busy["met_target"], bool)
