@@ -16,7 +16,8 @@ Theory of operation. ``Session`` (``_session.py``) is the protocol, sans-IO: the
 identity, the bounded outbox (latest progress, logs, the outcome until acked), the
 handshake, bytes in and bytes out. ``Transport`` (``_transport.py``) is one I/O thread per
 job that owns the socket, sends heartbeats and reconnects by the policy in ``_retry.py``.
-``Job`` (``job.py``) is what the job's code calls; it only queues and wakes the I/O thread.
+``Job`` (``job.py``) is what the job's code calls; it queues and wakes the I/O thread (and
+writes itself, never blocking, when the I/O thread has not for 20 ms: a busy caller).
 docs/worker-python.md has the whole story; the numbers are:
 
 * handshake: the token never leaves the process; the supervisor proves it knows it

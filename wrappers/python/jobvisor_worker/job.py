@@ -1,10 +1,12 @@
 """``Job``: what a job function sees, and ``connect``, which makes one.
 
 Every method may be called from any thread. Reporting methods (``progress``, the log
-levels) only queue into the sans-IO ``Session`` under one lock and wake the I/O thread;
-they never wait for the network. ``complete`` and ``fail`` wait until the supervisor acks
-the outcome, because only then is it durable (docs/protocol.md, "Outcome and ack"): a
-worker that exits earlier could lose its result to a supervisor restart.
+levels) queue into the sans-IO ``Session`` under one lock and wake the I/O thread; when
+nothing was written for a while they write what is queued themselves, non-blocking
+(``Transport.nudge``); they never wait for the network. ``complete`` and ``fail`` wait
+until the supervisor acks the outcome, because only then is it durable
+(docs/protocol.md, "Outcome and ack"): a worker that exits earlier could lose its result
+to a supervisor restart.
 """
 
 from __future__ import annotations
