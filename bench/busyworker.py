@@ -19,8 +19,10 @@ worker's own outbox) are stamped on arrival in the subscriber. Figures, per work
 * ``staleness_ms``: how old the progress the supervisor shows can get: for consecutive
   arrivals k and k+1, arrival(k+1) - call(k) (the busy worker has made newer calls all
   along). Its p99 is the figure the target (``TARGET_MS``) is about;
-* ``arrived_per_s`` / ``calls_per_s``: progress reports seen by the supervisor per second
-  (after both sides' coalescing) and ``progress()`` calls made per second;
+* ``calls_per_s``, ``messages_per_s``, ``arrived_per_s``: ``progress()`` calls made per
+  second; messages the supervisor decoded from the worker per second (its
+  ``worker_messages`` counter, the spin's few heartbeats included), after the worker's
+  coalescing; progress changes it applied per second (one per loop iteration at most);
 * ``max_silence_ms``: the longest time the supervisor went without any message from the
   worker (polled every ``POLL`` s on its loop), and ``heartbeat_late_ms``: that minus the
   heartbeat interval, over the whole run including the spin; up to ``POLL`` of it is the
@@ -111,6 +113,7 @@ def _one(sv: SupervisorThread, mode: str, seconds: float, spin: float) -> dict[s
             arrivals.append((time.time(), data["t"]))
 
     unsubscribe = sv.on("job.*progress", on_progress)
+    messages_before = sv.call(lambda: sv.sup.counters.worker_messages)
     job_id = sv.enqueue("busy", {"mode": mode, "seconds": seconds, "spin": spin})
     silences: list[float] = []
     done = threading.Event()
@@ -134,6 +137,7 @@ def _one(sv: SupervisorThread, mode: str, seconds: float, spin: float) -> dict[s
         done.set()
         poller.join()
         unsubscribe()
+    messages = sv.call(lambda: sv.sup.counters.worker_messages) - messages_before
     if job["status"] != "completed":
         raise RuntimeError(f"the {mode} worker ended {job['status']}: {job.get('error')}")
     calls = job["result"]["calls"]
@@ -143,6 +147,8 @@ def _one(sv: SupervisorThread, mode: str, seconds: float, spin: float) -> dict[s
     return {
         "calls": calls,
         "calls_per_s": round(calls / seconds),
+        "messages": messages,
+        "messages_per_s": round(messages / seconds),
         "arrived": len(arrivals),
         "arrived_per_s": round(len(arrivals) / seconds),
         "lag_ms": summary(lags, 1000, 2),

@@ -184,7 +184,8 @@ def _busy_worker(r: dict[str, Any]) -> list[str]:
         lines.append(
             f"busy-worker {mode:<4} progress staleness {_ms(m['staleness_ms'])}; lag "
             f"p99 {m['lag_ms'].get('p99', float('nan')):.1f} ms; {m['calls_per_s']:,} calls/s, "
-            f"{m['arrived_per_s']:,} arrived/s; longest silence {m['max_silence_ms']:.0f} ms "
+            f"{m['messages_per_s']:,} msg/s through, {m['arrived_per_s']:,} applied/s; "
+            f"longest silence {m['max_silence_ms']:.0f} ms "
             f"(heartbeat late by {max(m['heartbeat_late_ms'], 0):.0f} ms), "
             f"stale {m['stale_events']}x"
         )
