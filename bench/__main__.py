@@ -16,7 +16,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import overhead, reconnect, report, rss, startup, store, throughput, workflow
+from bench import (
+    busyworker,
+    overhead,
+    reconnect,
+    report,
+    rss,
+    startup,
+    store,
+    throughput,
+    workerimport,
+    workflow,
+)
 from bench.harness import Run
 from bench.machine import machine, mount_of
 
@@ -28,6 +39,8 @@ SECTIONS: dict[str, Callable[[Run], dict[str, Any]]] = {
     "rss": rss.run,
     "workflow": workflow.run,
     "startup": startup.run,
+    "worker-import": workerimport.run,
+    "busy-worker": busyworker.run,
 }
 DEFAULT_JSON = Path(__file__).parent / "results" / "latest.json"
 

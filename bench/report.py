@@ -187,6 +187,49 @@ def _startup(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _worker_import(r: dict[str, Any]) -> list[str]:
+    f = r.get("figures")
+    if not f:
+        return []
+    p = r["params"]
+    ms = f["ms"]
+
+    def one(name: str) -> str:
+        return f"median {ms[name]['median']:.1f} ms  p90 {ms[name]['p90']:.1f} ms"
+
+    return [
+        f"worker-import  {p['runs']} fresh interpreters each: python -c pass {one('pass')}",
+        f"{INDENT}import msgpack {one('msgpack')}; import jobvisor_worker {one('jobvisor_worker')}",
+        f"{INDENT}jobvisor_worker - msgpack: median {f['over_msgpack_ms']['median']:.1f} ms  "
+        f"p90 {f['over_msgpack_ms']['p90']:.1f} ms (target <= {p['target_over_msgpack_ms']:g} ms "
+        f"{_met(f['met_target'])}); with the wire layer a job loads at connect: "
+        f"{one('with_wire_layer')}",
+    ]
+
+
+def _busy_worker(r: dict[str, Any]) -> list[str]:
+    f = r.get("figures")
+    if not f:
+        return []
+    target = r["params"]["target_staleness_p99_ms"]
+    lines = []
+    for mode in ("idle", "busy"):
+        m = f[mode]
+        lines.append(
+            f"busy-worker {mode:<4} progress staleness {_ms(m['staleness_ms'])}; lag "
+            f"p99 {m['lag_ms'].get('p99', float('nan')):.1f} ms; {m['calls_per_s']:,} calls/s, "
+            f"{m['messages_per_s']:,} msg/s through, {m['arrived_per_s']:,} applied/s; "
+            f"longest silence {m['max_silence_ms']:.0f} ms "
+            f"(heartbeat late by {max(m['heartbeat_late_ms'], 0):.0f} ms), "
+            f"stale {m['stale_events']}x"
+        )
+    lines.append(
+        f"{INDENT}busy staleness p99 over idle: {f['staleness_p99_over_idle_ms']:.1f} ms "
+        f"(target p99 <= {target:g} ms, heartbeats on time: {_met(f['met_target'])})"
+    )
+    return lines
+
+
 FORMATTERS = {
     "reconnect": _reconnect,
     "throughput": _throughput,
@@ -195,6 +238,8 @@ FORMATTERS = {
     "rss": _rss,
     "workflow": _workflow,
     "startup": _startup,
+    "worker-import": _worker_import,
+    "busy-worker": _busy_worker,
 }
 
 

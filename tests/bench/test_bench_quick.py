@@ -16,7 +16,17 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("reconnect", "throughput", "overhead", "store", "rss", "workflow", "startup")
+SECTIONS = (
+    "reconnect",
+    "throughput",
+    "overhead",
+    "store",
+    "rss",
+    "workflow",
+    "worker-import",
+    "busy-worker",
+    "startup",
+)
 
 
 def _number(value: Any) -> bool:
@@ -134,3 +144,21 @@ def test_quick_startup_figures_are_numbers_beside_their_floors(quick_run):
     assert isinstance(figures["met_rss_target"], bool)
     floor = data["reconnect"]["floor_ms"]  # printed beside reconnect's "after process start"
     assert all(_number(floor[k]) and floor[k] > 0 for k in ("wall_ms", "cpu_ms"))
+
+
+def test_quick_worker_import_and_busy_worker_figures_are_numbers(quick_run):
+    """The worker-import section has a median and p90 for each command and their
+    difference; the busy-worker section's idle and busy workers both completed, had
+    progress arrive and a silence measured."""
+    _, data = quick_run
+    imports = data["worker-import"]["figures"]
+    for name in ("pass", "msgpack", "jobvisor_worker", "with_wire_layer"):
+        assert _number(imports["ms"][name]["median"]) and _number(imports["ms"][name]["p90"])
+    assert _number(imports["over_msgpack_ms"]["median"])
+    assert isinstance(imports["met_target"], bool)
+    busy = data["busy-worker"]["figures"]
+    for mode in ("idle", "busy"):
+        assert busy[mode]["calls"] > 0 and busy[mode]["arrived"] > 0
+        assert all(_number(busy[mode]["staleness_ms"][k]) for k in ("median", "p99", "max"))
+        assert _number(busy[mode]["max_silence_ms"])
+    assert isinstance(busy["met_target"], bool)

@@ -16,7 +16,8 @@ Theory of operation. ``Session`` (``_session.py``) is the protocol, sans-IO: the
 identity, the bounded outbox (latest progress, logs, the outcome until acked), the
 handshake, bytes in and bytes out. ``Transport`` (``_transport.py``) is one I/O thread per
 job that owns the socket, sends heartbeats and reconnects by the policy in ``_retry.py``.
-``Job`` (``job.py``) is what the job's code calls; it only queues and wakes the I/O thread.
+``Job`` (``job.py``) is what the job's code calls; it queues and wakes the I/O thread (and
+writes itself, never blocking, when the I/O thread has not for 20 ms: a busy caller).
 docs/worker-python.md has the whole story; the numbers are:
 
 * handshake: the token never leaves the process; the supervisor proves it knows it
@@ -44,18 +45,9 @@ For 75 and 77 a worker that leads its process group (as the supervisor starts it
 SIGKILLs every other process of its group, so that no part of the job runs beside a retry.
 """
 
-from jobvisor_worker._events import (
-    Acked,
-    CancelRequested,
-    Event,
-    ProtocolViolation,
-    Refused,
-    Welcomed,
-)
-from jobvisor_worker._options import ConnectOptions
+from typing import TYPE_CHECKING
+
 from jobvisor_worker._run import EXIT_COMPLETED, EXIT_FAILED, run_job
-from jobvisor_worker._session import FATAL_CODES, Session, SessionState
-from jobvisor_worker._terminate import EXIT_REFUSED, EXIT_UNREACHABLE
 from jobvisor_worker.errors import (
     ConfigurationError,
     JobCancelled,
@@ -65,6 +57,48 @@ from jobvisor_worker.errors import (
     WorkerError,
 )
 from jobvisor_worker.job import Job, connect
+
+if TYPE_CHECKING:
+    from jobvisor_worker._events import (
+        Acked,
+        CancelRequested,
+        Event,
+        ProtocolViolation,
+        Refused,
+        Welcomed,
+    )
+    from jobvisor_worker._options import ConnectOptions
+    from jobvisor_worker._session import FATAL_CODES, Session, SessionState
+    from jobvisor_worker._terminate import EXIT_REFUSED, EXIT_UNREACHABLE
+
+# Names whose modules load on first use (PEP 562), not at ``import jobvisor_worker``:
+# a worker needs them only once it connects, and they pull in the protocol package
+# (docs/worker-python.md, "Start-up cost").
+_LAZY = {
+    "Acked": "_events",
+    "CancelRequested": "_events",
+    "Event": "_events",
+    "ProtocolViolation": "_events",
+    "Refused": "_events",
+    "Welcomed": "_events",
+    "ConnectOptions": "_options",
+    "FATAL_CODES": "_session",
+    "Session": "_session",
+    "SessionState": "_session",
+    "EXIT_REFUSED": "_terminate",
+    "EXIT_UNREACHABLE": "_terminate",
+}
+
+if not TYPE_CHECKING:  # mypy sees the imports above, and no catch-all for typos
+
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'jobvisor_worker' has no attribute {name!r}")
+        value = getattr(__import__(f"jobvisor_worker.{module}", fromlist=[name]), name)
+        globals()[name] = value
+        return value
+
 
 __all__ = [
     "EXIT_COMPLETED",

@@ -9,7 +9,6 @@ environment variable.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import sys
@@ -81,6 +80,8 @@ def _parse_tcp(text: str) -> Address:
         raise ConfigurationError(f"JOBVISOR_SOCKET {text!r} is not tcp://HOST:PORT")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    import ipaddress  # noqa: PLC0415 - only a TCP address needs it
+
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:

@@ -25,8 +25,10 @@ for as long as it lasts.
 
 from __future__ import annotations
 
-import random
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import random
 
 FAST_INTERVAL: Final = 0.020
 FAST_JITTER: Final = 0.5  # +-50%
@@ -58,7 +60,7 @@ class RetryPolicy:
         self.cap = cap
         self.give_up_after = give_up_after
         self.fast_window = fast_window
-        self._random = rng if rng is not None else random.Random()  # noqa: S311 - jitter
+        self._random = rng  # made at the first jitter: most jobs never fail to connect
         self._outage_start = 0.0
         self._fast_until = 0.0
         self._backoff_attempts = 0
@@ -100,6 +102,10 @@ class RetryPolicy:
         if now >= deadline:
             return None
         if self.in_fast_window(now):
+            if self._random is None:
+                import random  # noqa: PLC0415 - see __init__
+
+                self._random = random.Random()  # noqa: S311 - jitter, not a secret
             jitter = self._random.uniform(1.0 - FAST_JITTER, 1.0 + FAST_JITTER)
             delay = FAST_INTERVAL * jitter
         else:

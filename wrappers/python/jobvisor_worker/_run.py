@@ -15,14 +15,17 @@ reported before the interrupt is kept; the worker waits for its ack instead.
 from __future__ import annotations
 
 import sys
-import traceback
-from collections.abc import Callable
-from typing import Any, NoReturn, Unpack
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from jobvisor_worker._options import ConnectOptions
 from jobvisor_worker._stderr import say
 from jobvisor_worker.errors import JobCancelled
 from jobvisor_worker.job import Job, connect
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Unpack
+
+    from jobvisor_worker._options import ConnectOptions
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
@@ -72,7 +75,7 @@ def _call(job: Job, fn: Callable[[Job], Any], interrupt_on_cancel: bool) -> int:
     except JobCancelled as exc:
         return _cancelled(job, exc)
     except Exception as exc:
-        stack = traceback.format_exc()
+        stack = _format_exc()
         say(f"the job raised {type(exc).__name__}; reporting it as failed\n{stack}")
         if job.outcome is None:
             error = str(exc) or repr(exc)
@@ -84,7 +87,7 @@ def _call(job: Job, fn: Callable[[Job], Any], interrupt_on_cancel: bool) -> int:
 
 
 def _cancelled(job: Job, exc: JobCancelled) -> int:
-    stack = traceback.format_exc()
+    stack = _format_exc()
     if job.outcome is None:
         say(f"the job was cancelled ({exc}); reporting it as failed\n{stack}")
         job.fail(f"cancelled: {exc}", stack=stack)
@@ -92,6 +95,12 @@ def _cancelled(job: Job, exc: JobCancelled) -> int:
         say(f"the job was cancelled ({exc}) after reporting {job.outcome}; waiting for the ack")
         job._wait_for_ack(None)
     return _exit_code(job)
+
+
+def _format_exc() -> str:
+    import traceback  # noqa: PLC0415 - only a failing job needs it, not start-up
+
+    return traceback.format_exc()
 
 
 def _report(job: Job, what: str, report: Callable[[], None]) -> None:

@@ -14,6 +14,23 @@ Each pass of the loop has three phases, in this order:
 3. wait, then read: bytes go to the session, events come back and are handled here
    (fatal refusal -> stop the job, welcome/ack/cancel -> the ``Job`` via ``on_event``).
 
+A busy caller. The I/O thread needs the GIL to run: woken while the job's main thread
+spins in Python code, it waits for a switch interval (``sys.getswitchinterval()``, 5 ms
+unless the program changed it) and for the OS to schedule it, and a caller that calls
+``progress()`` in a loop also holds ``cond`` most of the time. So the caller helps
+(``nudge``): after queueing, if the session was not asked for bytes for
+``CALLER_FLUSH_AFTER``, the caller's own thread takes them and writes them, non-blocking,
+when it can take ``_send_lock`` at once; what the socket does not take goes to
+``_outbuf`` for the I/O thread. ``_send_lock`` is held by whoever takes bytes from the
+session until they are written (frames leave in the order they were taken) and by every
+change of ``_sock``/``_outbuf``. Lock order: ``_send_lock``, then ``cond``; the I/O thread,
+which may wait long for ``cond`` while the caller loops, only ever tries ``_send_lock``
+once it holds ``cond`` and gives up if the caller has it (see ``_take_send_lock``). The caller
+never connects, reads, reconnects or waits: a failed write is left to the I/O thread,
+which sees the broken connection on its next read, as if it had written itself. A C
+extension that holds the GIL stops both threads: nothing can send then
+(docs/worker-python.md, "A busy main thread").
+
 Reading before the next write means a connection the supervisor closed is noticed before
 more queued messages are handed to it. Messages handed to a connection that then breaks
 are not sent again, except the latest progress and the unacked outcome (docs/protocol.md,
@@ -40,7 +57,6 @@ import selectors
 import socket
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Final
 
@@ -59,6 +75,10 @@ STABLE_CONNECTION: Final = 1.0
 # How long close() keeps trying to hand queued messages to a connected supervisor.
 CLOSE_LINGER: Final = 1.0
 RECV_SIZE: Final = 65536
+# The caller's thread writes itself when nothing was written for this long (see above):
+# well under the 100 ms within which a busy worker's latest progress should be seen, and
+# long enough that a worker whose I/O thread keeps up makes no extra syscalls.
+CALLER_FLUSH_AFTER: Final = 0.02
 _SEND_FLAGS: Final = getattr(socket, "MSG_NOSIGNAL", 0)  # EPIPE, not SIGPIPE
 
 
@@ -96,6 +116,8 @@ class Transport:
         self._wake_pending = False
         self._sock: socket.socket | None = None
         self._outbuf = bytearray()
+        self._send_lock = threading.Lock()  # see "A busy caller" above
+        self._last_flush = 0.0  # when the session was last asked for bytes
         self._welcomed_here = False  # the current connection got a welcome
         self._welcomed_at = 0.0
         self._short_drops = 0  # welcomed connections lost at once, in a row
@@ -114,13 +136,44 @@ class Transport:
 
     def wake(self) -> None:
         """Make the I/O thread look at the session now (something was queued)."""
-        # The flag spares a syscall per message in a burst; it is cleared before the
-        # session is read, so a message queued after the clearing always gets its byte.
+        # The flag spares a syscall per message in a burst; it is cleared (after the
+        # bytes are drained) before the session is read, so a message queued after the
+        # clearing always gets its byte.
         if self._wake_pending:
             return
         self._wake_pending = True
         with contextlib.suppress(OSError):  # full (a wakeup is pending) or closed
             self._wake_w.send(b"\0")
+
+    def nudge(self) -> None:
+        """After the job queued something: wake the I/O thread, and write from this thread
+        too when the I/O thread has not written for ``CALLER_FLUSH_AFTER`` (never blocks)."""
+        if self._clock() - self._last_flush >= CALLER_FLUSH_AFTER and self._send_lock.acquire(
+            blocking=False
+        ):
+            try:
+                self._flush_from_caller()
+            finally:
+                self._send_lock.release()
+        self.wake()
+
+    def _flush_from_caller(self) -> None:
+        sock = self._sock
+        if sock is None or self._outbuf or self._closing:
+            return  # not connected, or the I/O thread has a write in progress
+        now = self._clock()
+        with self._cond:
+            data = self._session.data_to_send(now)  # b"" unless welcomed
+        self._last_flush = now
+        if not data:
+            return
+        try:
+            sent = sock.send(data, _SEND_FLAGS)  # the socket is non-blocking
+        except OSError:
+            sent = 0  # full (the rest waits in _outbuf) or broken (the I/O thread will see)
+        if sent < len(data):
+            self._outbuf += data[sent:]
+            self._wake_pending = False  # nudge's wake must reach the I/O thread: EVENT_WRITE
 
     def close(self, timeout: float = CLOSE_LINGER + 1.0) -> None:
         """Flush briefly, close the connection and stop the thread."""
@@ -141,6 +194,8 @@ class Transport:
                 try:
                     self._step()
                 except Exception as exc:  # a bug here must not silence the job for good
+                    import traceback  # noqa: PLC0415 - only for this bug
+
                     say(f"internal error in the I/O thread: {exc!r}\n{traceback.format_exc()}")
                     self._drop(self._clock(), f"internal error {exc!r}")
             self._linger()
@@ -188,10 +243,14 @@ class Transport:
         return max(0.0, deadline - now)
 
     def _drain_wakeups(self) -> None:
-        self._wake_pending = False
+        # Drain first, then clear: cleared first, a wake() between the two would see the
+        # flag down, send its byte, have it drained here and leave the flag up with the
+        # socketpair empty; every later wake() would then be skipped and the I/O thread
+        # would sleep to its next heartbeat, leaving a busy worker's progress seconds late.
         with contextlib.suppress(OSError):
             while self._wake_r.recv(4096):
                 pass
+        self._wake_pending = False
 
     def _try_connect(self, now: float) -> None:
         try:
@@ -199,10 +258,10 @@ class Transport:
         except OSError as exc:
             self._attempt_failed(now, exc)
             return
-        with self._cond:
+        with self._send_lock, self._cond:
             hello = self._session.connection_made()
-        self._sock = sock
-        self._outbuf = bytearray(hello)
+            self._sock = sock
+            self._outbuf = bytearray(hello)
         self._welcomed_here = False
         self._handshake_deadline = now + self._handshake_timeout
         self._selector.register(sock, selectors.EVENT_READ)
@@ -230,24 +289,46 @@ class Transport:
         )
 
     def _write(self, now: float) -> None:
-        sock = self._sock
-        assert sock is not None
-        if not self._outbuf:
-            with self._cond:
-                data = self._session.data_to_send(now)
-            if not data:
-                return
-            self._outbuf += data
+        if not self._take_send_lock(now):
+            return  # the job's thread is writing; it wakes us if it leaves bytes over
         try:
-            sent = sock.send(self._outbuf, _SEND_FLAGS)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as exc:
-            self._drop(now, exc)
+            sock = self._sock
+            assert sock is not None
+            error: OSError | None = None
+            try:
+                sent = sock.send(self._outbuf, _SEND_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                sent, error = 0, exc
+            del self._outbuf[:sent]
+        finally:
+            self._send_lock.release()
+        if error is not None:  # dropped outside _send_lock: _drop takes it
+            self._drop(now, error)
             return
-        del self._outbuf[:sent]
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self._outbuf else 0)
         self._selector.modify(sock, events)
+
+    def _take_send_lock(self, now: float) -> bool:
+        """Hold ``_send_lock`` with bytes in ``_outbuf`` (True), or hold nothing (False).
+
+        Never waits for ``_send_lock`` while waiting for, or holding, ``cond``: a busy
+        caller holds ``cond`` nearly all the time and this thread may wait long for it,
+        and holding ``_send_lock`` meanwhile would stop the caller from writing too.
+        """
+        if self._outbuf:
+            return self._send_lock.acquire(blocking=False)
+        with self._cond:
+            if not self._send_lock.acquire(blocking=False):
+                return False
+            data = self._session.data_to_send(now)
+        self._last_flush = now
+        if not data:
+            self._send_lock.release()
+            return False
+        self._outbuf += data
+        return True
 
     def _read(self, now: float) -> None:
         sock = self._sock
@@ -305,13 +386,14 @@ class Transport:
         sock = self._sock
         if sock is None:
             return
-        self._sock = None
-        self._outbuf = bytearray()
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(sock)
-        sock.close()
-        with self._cond:
-            self._session.connection_lost()
+        with self._send_lock:
+            self._sock = None
+            self._outbuf = bytearray()
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(sock)
+            sock.close()
+            with self._cond:
+                self._session.connection_lost()
         if self._closing:
             return
         if not self._welcomed_here:

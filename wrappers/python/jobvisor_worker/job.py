@@ -1,29 +1,32 @@
 """``Job``: what a job function sees, and ``connect``, which makes one.
 
 Every method may be called from any thread. Reporting methods (``progress``, the log
-levels) only queue into the sans-IO ``Session`` under one lock and wake the I/O thread;
-they never wait for the network. ``complete`` and ``fail`` wait until the supervisor acks
-the outcome, because only then is it durable (docs/protocol.md, "Outcome and ack"): a
-worker that exits earlier could lose its result to a supervisor restart.
+levels) queue into the sans-IO ``Session`` under one lock and wake the I/O thread; when
+nothing was written for a while they write what is queued themselves, non-blocking
+(``Transport.nudge``); they never wait for the network. ``complete`` and ``fail`` wait
+until the supervisor acks the outcome, because only then is it durable
+(docs/protocol.md, "Outcome and ack"): a worker that exits earlier could lose its result
+to a supervisor restart.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import traceback
-from collections.abc import Callable, Iterator
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any
 
-from jobvisor_worker._events import Acked, CancelRequested, Event, Welcomed
 from jobvisor_worker._interrupt import Interrupter
-from jobvisor_worker._options import ConnectOptions, Options, resolve_options
-from jobvisor_worker._session import Session
 from jobvisor_worker._stderr import say
-from jobvisor_worker._transport import Transport
 from jobvisor_worker.errors import JobClosed, WorkerError
 
-CancelCallback = Callable[[], object]
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Unpack
+
+    from jobvisor_worker._events import Event
+    from jobvisor_worker._options import ConnectOptions, Options
+
+    CancelCallback = Callable[[], object]
 
 
 def connect(**options: Unpack[ConnectOptions]) -> Job:
@@ -32,6 +35,8 @@ def connect(**options: Unpack[ConnectOptions]) -> Job:
     Retries like a reconnect does. Does not return if the supervisor refuses the job
     (exit 77) or cannot be reached for the whole give-up window (exit 75).
     """
+    from jobvisor_worker._options import resolve_options  # noqa: PLC0415 - see Job
+
     job = Job(resolve_options(options))
     job._open()
     return job
@@ -41,6 +46,12 @@ class Job:
     """A running job, connected to its supervisor. Made by ``connect`` or ``run_job``."""
 
     def __init__(self, options: Options) -> None:
+        # The wire layer (the protocol package, the handshake's hmac) loads here, at the
+        # first connect, not at ``import jobvisor_worker`` (docs/worker-python.md,
+        # "Start-up cost").
+        from jobvisor_worker._session import Session  # noqa: PLC0415
+        from jobvisor_worker._transport import Transport  # noqa: PLC0415
+
         self._options = options
         self._cond = threading.Condition()
         self._session = Session(
@@ -94,14 +105,14 @@ class Job:
         with self._cond:
             queued = not self._closed and self._session.progress(percent, message, data)
         if queued:
-            self._transport.wake()
+            self._transport.nudge()
 
     def log(self, level: str, message: str, **data: Any) -> None:
         """Send a log line at ``level`` (debug, info, warn, error)."""
         with self._cond:
             queued = not self._closed and self._session.log(level, message, data)
         if queued:
-            self._transport.wake()
+            self._transport.nudge()
 
     def debug(self, message: str, **data: Any) -> None:
         self.log("debug", message, **data)
@@ -214,6 +225,12 @@ class Job:
 
     def _handle_event(self, event: Event) -> None:
         """Called by the I/O thread with ``_cond`` held."""
+        from jobvisor_worker._events import (  # noqa: PLC0415 - loaded by the session
+            Acked,
+            CancelRequested,
+            Welcomed,
+        )
+
         if isinstance(event, Welcomed):
             if event.first:
                 welcome = event.welcome
@@ -234,6 +251,8 @@ class Job:
 
 
 def _run_callbacks(callbacks: list[CancelCallback]) -> None:
+    import traceback  # noqa: PLC0415 - only for a failing callback
+
     for callback in callbacks:
         try:
             callback()
