@@ -449,15 +449,23 @@ def test_submit_follow_carries_on_across_a_kill_9_of_serve(transport, tmp_path, 
         cwd=tmp_path,
         env=cli_env(),
     )
+    seen: list[str] = []
     try:
         wait_for(halfway.exists, timeout=60, message="the worker to start")
+        # Kill only once the follower shows the job's log: it is following by then.
+        assert follower.stderr is not None
+        while not any("before the restart" in line for line in seen):
+            line = follower.stderr.readline()
+            assert line, f"the follower ended early: {seen}"
+            seen.append(line)
         server = restart_after_hangups(server, config, port)
         done.touch()
-        out, err = follower.communicate(timeout=90)
+        out, rest = follower.communicate(timeout=90)
     finally:
         follower.kill()
         follower.communicate()
         server.kill()
+    err = "".join(seen) + rest
     assert follower.returncode == 0, err
     assert json.loads(out) == "survived"
     assert err.index("before the restart") < err.index("after the restart"), err

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from jobvisor_worker import Job, connect
 from jobvisor_worker._transport import CALLER_FLUSH_AFTER
-
 from protocol import Log, Progress
 from tests.worker.fake_supervisor import FakeSupervisor
 

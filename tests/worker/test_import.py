@@ -8,8 +8,9 @@ import json
 import subprocess
 import sys
 
-import jobvisor_worker
 import pytest
+
+import jobvisor_worker
 
 # Needed only once a job connects (or fails): none of them at import.
 DEFERRED = ("protocol", "msgpack", "hmac", "dataclasses", "socket", "selectors", "traceback")

@@ -7,10 +7,10 @@ import socket
 import threading
 
 import pytest
+
 from jobvisor_worker import Session
 from jobvisor_worker._options import resolve_options
 from jobvisor_worker._transport import Transport
-
 from tests.worker.fake_supervisor import FakeSupervisor
 
 
