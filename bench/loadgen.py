@@ -38,6 +38,8 @@ import sys
 import time
 from typing import Any
 
+import protocol
+from bench.child import reply, serve_commands
 from jobvisor_worker import (
     CancelRequested,
     ProtocolViolation,
@@ -47,9 +49,6 @@ from jobvisor_worker import (
     Welcomed,
 )
 from jobvisor_worker._retry import FAST_INTERVAL, FAST_JITTER  # retry exactly as workers do
-
-import protocol
-from bench.child import reply, serve_commands
 
 THROTTLE_DELAY = 0.005  # how long a link waits when too many handshakes are in flight
 RECV_SIZE = 65536

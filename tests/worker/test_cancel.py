@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobvisor_worker import JobCancelled, connect
 
+from jobvisor_worker import JobCancelled, connect
 from supervisor.testing import TEST_RUN_VAR, SupervisorThread, process_gone, wait_for
 from tests.worker.fake_supervisor import FakeSupervisor
 from tests.worker.worker_process import WorkerProcess

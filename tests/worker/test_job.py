@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from jobvisor_worker import Job, JobClosed, connect
 
+from jobvisor_worker import Job, JobClosed, connect
 from protocol import Log, Progress
 from tests.worker.fake_supervisor import FakeSupervisor
 

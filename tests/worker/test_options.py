@@ -6,6 +6,7 @@ import socket
 from typing import Any
 
 import pytest
+
 from jobvisor_worker import ConfigurationError
 from jobvisor_worker._address import parse_address
 from jobvisor_worker._options import resolve_options

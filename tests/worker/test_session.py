@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import protocol
 from jobvisor_worker import (
     FATAL_CODES,
     Acked,
@@ -21,8 +23,6 @@ from jobvisor_worker import (
     Welcomed,
 )
 from jobvisor_worker._session import TRANSITIONS, Input
-
-import protocol
 from protocol import (
     Ack,
     Auth,

@@ -7,7 +7,6 @@ import socket
 import time
 
 from jobvisor_worker import Acked, Session, Welcomed
-
 from protocol import Completed
 from tests.worker.fake_supervisor import FakeSupervisor
 

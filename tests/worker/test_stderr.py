@@ -6,6 +6,7 @@ import os
 import re
 
 import pytest
+
 from jobvisor_worker._stderr import say, timestamp
 
 

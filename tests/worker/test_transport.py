@@ -16,7 +16,6 @@ from typing import Any
 from jobvisor_worker import EXIT_UNREACHABLE, Event, Session, Welcomed
 from jobvisor_worker._options import resolve_options
 from jobvisor_worker._transport import Transport
-
 from tests.worker.fake_supervisor import FakeSupervisor
 
 # Far below the 10 s default, and the waits below give up after 5 s: a transport that

@@ -11,9 +11,8 @@ import importlib.util
 from typing import Any
 
 import jobvisor_worker
-from jobvisor_worker import Job, run_job
-
 import protocol
+from jobvisor_worker import Job, run_job
 
 
 def main(job: Job) -> Any:
