@@ -29,7 +29,7 @@ from bench import (
     workflow,
 )
 from bench.harness import Run
-from bench.machine import machine, mount_of
+from bench.machine import machine, mount_of, settle
 
 SECTIONS: dict[str, Callable[[Run], dict[str, Any]]] = {
     "reconnect": reconnect.run,
@@ -93,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     bench = Run(quick=args.quick, verbose=not args.quiet, socket_base=args.socket_base)
     try:
         for name in args.sections:
-            bench.say(f"section {name}")
+            settled = settle()  # what the previous section left the kernel doing is not ours
+            bench.say(f"section {name} (machine settled after {settled:.1f} s)")
             results[name] = run_section(name, bench)
+            results[name]["settled_s"] = round(settled, 1)
             bench.say(f"section {name} done in {results[name]['seconds']} s")
     finally:
         bench.cleanup()

@@ -87,3 +87,35 @@ def bind_cost_us(folder: str, count: int = 200) -> float:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(folder, f"probe-{i}.sock"))
     return round(statistics.median(samples), 1) if samples else float("nan")
+
+
+SETTLE_IDLE = 0.9  # the share of CPU time idle over a window that counts as settled
+SETTLE_WINDOW = 0.5  # seconds
+SETTLE_LIMIT = 30.0  # seconds: past this a section starts anyway (the wait is recorded)
+
+
+def _cpu_idle_and_total() -> tuple[int, int]:
+    """Idle and total jiffies of all CPUs since boot (``/proc/stat``'s first line)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return idle, sum(fields)
+
+
+def settle(limit: float = SETTLE_LIMIT) -> float:
+    """Wait until the CPUs have been at least ``SETTLE_IDLE`` idle over ``SETTLE_WINDOW``,
+    at most ``limit`` seconds; the seconds waited. A section that tears down thousands of
+    sockets leaves the kernel busy reclaiming them for seconds after its processes are
+    gone: the next section must not measure that (without this, a workflow step measured
+    right after ``rss`` cost three times the CPU it costs on a quiet machine)."""
+    began = time.monotonic()
+    if not os.path.exists("/proc/stat"):
+        return 0.0
+    while True:
+        idle0, total0 = _cpu_idle_and_total()
+        time.sleep(SETTLE_WINDOW)
+        idle1, total1 = _cpu_idle_and_total()
+        busy_share = 1 - (idle1 - idle0) / max(total1 - total0, 1)
+        waited = time.monotonic() - began
+        if busy_share <= 1 - SETTLE_IDLE or waited >= limit:
+            return waited

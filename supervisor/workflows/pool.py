@@ -18,7 +18,9 @@ runner asks the pool to ``start`` one.
   pipe stays open for the next line: a supervisor killed in between leaves a worker
   that was never assigned (it sees end-of-file and exits) and a job whose worker
   recovery can find by its stored PID or declare lost; never a step running that the
-  store cannot name. A replacement is started ``REFILL_DELAY`` later if still needed.
+  store cannot name. A replacement is started ``REFILL_DELAY`` later if still needed: a
+  worker taken less than ``REFILL_DELAY`` ago counts as coming back (short steps release
+  it any moment), one busy for longer as away.
   With no idle worker, one is spawned cold and handed the same line the same way:
   slower, otherwise the same.
 * ``release`` (``ProcessSource.release``): the runner hands back a busy worker whose
@@ -80,6 +82,7 @@ class _Waiting:
     argv: tuple[str, ...]
     cwd: str | None
     env: dict[str, str]  # what it started with
+    taken_at: float = 0.0  # the loop clock's monotonic time it was handed a job
 
 
 class WarmPool:
@@ -177,6 +180,7 @@ class WarmPool:
             self._deaths = 0
         assigned = {k: v for k, v in env.items() if worker.env.get(k) != v}
         line = Assignment(env=assigned, log=str(log_path), entry=self.entry).encode()
+        worker.taken_at = self._loop.clock.monotonic()
         self._busy[worker.handle.pid] = worker
         self._loop.after_commit(lambda: self._hand_over(worker, line))
         # A moment later: by then a worker done with its job has often come back.
@@ -267,7 +271,10 @@ class WarmPool:
         if kind is None:
             return
         argv = (kind.command, *kind.args)
-        while len(self._idle) < self.size:
+        target, recheck = self._idle_target()
+        if recheck is not None:  # a worker counted as coming back may not: look again then
+            self._loop.call_later(("pool-fill", self.kind_name), recheck, self._refill)
+        while len(self._idle) < target:
             try:
                 worker = self._spawn(argv, kind.cwd, self._worker_env())
             except OSError as exc:
@@ -277,6 +284,21 @@ class WarmPool:
                 return
             self._idle.append(worker)
             self._watch(worker)
+
+    def _idle_target(self) -> tuple[int, float | None]:
+        """How many should wait, and in how many seconds to look again.
+
+        ``size``, less the workers taken within the last ``REFILL_DELAY``, whose short
+        steps bring them back any moment (in a chain of short steps one is always busy:
+        without this, each refill started an interpreter that the returning worker then
+        made surplus). A worker busy for longer counts as away, and is replaced as before:
+        the second value is when the oldest worker counted as coming back would count as
+        away (None: no need to look again)."""
+        now = self._loop.clock.monotonic()
+        recent = [w.taken_at for w in self._busy.values() if now - w.taken_at < REFILL_DELAY]
+        target = max(self.size - len(recent), 0)
+        recheck = REFILL_DELAY - (now - min(recent)) if recent and target < self.size else None
+        return target, recheck
 
     def _refill_later(self) -> None:
         delay = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** max(0, self._deaths - 1))
