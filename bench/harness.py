@@ -70,6 +70,26 @@ class Run:
         path.mkdir()
         return path
 
+    def config(
+        self,
+        folder: Path,
+        settings: Mapping[str, Any] | None = None,
+        jobs: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Path:
+        """``folder/jobvisor.toml`` for one of the run's supervisors: state in ``folder``,
+        an ephemeral HTTP port, a fresh short socket folder, Unix sockets, then
+        ``settings`` and ``jobs``."""
+        top = {
+            "state_dir": "state",
+            "http": "127.0.0.1:0",
+            "socket_dir": str(self.short_dir()),
+            "transport": "unix",
+            **(settings or {}),
+        }
+        path = folder / "jobvisor.toml"
+        write_config(path, top, jobs or {})
+        return path
+
     def cleanup(self) -> None:
         kill_workers(self.marker)
         for path in self._dirs:
@@ -132,15 +152,7 @@ class Setup:
     ) -> None:
         self.dir = run.folder(name)
         self.env = run.env
-        top = {
-            "state_dir": "state",
-            "http": "127.0.0.1:0",
-            "socket_dir": str(run.short_dir()),
-            "transport": "unix",
-            "concurrency": concurrency,
-        }
-        self.config = self.dir / "jobvisor.toml"
-        write_config(self.config, top, jobs)
+        self.config = run.config(self.dir, {"concurrency": concurrency}, jobs)
         self.settings: Settings = load_config(self.config)
 
     def start(self) -> Server:

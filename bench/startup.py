@@ -42,7 +42,7 @@ from typing import Any
 
 import psutil
 
-from bench.harness import Run, write_config
+from bench.harness import Run
 from bench.stats import percentile
 from supervisor.testing import ServerProcess
 
@@ -73,17 +73,7 @@ def run(bench: Run) -> dict[str, Any]:
     deps = dependencies()
     bench.say(f"startup: {runs} runs each of bare python, python + {', '.join(deps)}, serve")
     folder = bench.folder("startup")
-    config = folder / "jobvisor.toml"
-    write_config(
-        config,
-        {
-            "state_dir": "state",
-            "http": "127.0.0.1:0",
-            "socket_dir": str(bench.short_dir()),
-            "transport": "unix",
-        },
-        {},
-    )
+    config = bench.config(folder)
     env = cached_bytecode_env(bench, {**os.environ, **bench.env})
     bare_code = _REPORT
     deps_code = f"import {', '.join(deps)}; {_REPORT}"

@@ -33,7 +33,7 @@ from typing import Any
 
 from bench.child import ROOT, start_helper
 from bench.flows.chain import CHAIN_STEPS
-from bench.harness import Run, write_config
+from bench.harness import Run
 from bench.stats import percentile, summary
 
 POOL_SIZE = 4
@@ -50,20 +50,14 @@ def run(bench: Run) -> dict[str, Any]:
         f"(pool {POOL_SIZE}, concurrency {CONCURRENCY})"
     )
     folder = bench.folder("workflow")
-    config = folder / "jobvisor.toml"
-    write_config(
-        config,
+    config = bench.config(
+        folder,
         {
-            "state_dir": "state",
-            "http": "127.0.0.1:0",
-            "socket_dir": str(bench.short_dir()),
-            "transport": "unix",
             "concurrency": CONCURRENCY,
             "workflow_pool_size": POOL_SIZE,
             "python_path": [str(ROOT), str(EXAMPLES)],
             "workflows": ["bench.flows.chain:chain", "orders:process_order"],
         },
-        {},
     )
     host = start_helper("bench.wfhost", {"config": str(config)}, folder=folder, env=bench.env)
     try:

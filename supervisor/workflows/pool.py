@@ -295,7 +295,9 @@ class WarmPool:
         the second value is when the oldest worker counted as coming back would count as
         away (None: no need to look again)."""
         now = self._loop.clock.monotonic()
-        recent = [w.taken_at for w in self._busy.values() if now - w.taken_at < REFILL_DELAY]
+        # A microsecond short of the delay: the look again scheduled at ``recheck`` must
+        # find the worker away, whatever the rounding of the clock's sums.
+        recent = [w.taken_at for w in self._busy.values() if now - w.taken_at < REFILL_DELAY - 1e-6]
         target = max(self.size - len(recent), 0)
         recheck = REFILL_DELAY - (now - min(recent)) if recent and target < self.size else None
         return target, recheck
